@@ -1,0 +1,672 @@
+"""The auction as a sans-IO state machine.
+
+Events go in (a connection arrived, a line arrived, input ended, a connection
+was lost, time passed, the ledger committed, shut down), each with the time
+``now`` from a monotonic clock; actions come out (send these bytes, close that
+connection, log this, record that). No sockets, no real clock: the reactor
+feeds events and carries out actions, and the tests do the same without a
+network.
+
+Connections are plain integers chosen by the caller. Every connection the
+machine has heard of gets exactly one ``Close`` action in the end, after its
+final line if it was still there to receive one; after ``Close`` the caller
+must not send further events for that connection.
+
+The transition table ``TRANSITIONS`` is plain data: (state, event, role) ->
+handler. A pair that is not in it is a bug in the caller and raises
+``AuctionError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import protocol
+from .protocol import InvalidInput, Request, encode
+
+# --- states, events, actions -------------------------------------------------
+
+
+class State(enum.Enum):
+    """The four states of PROTOCOL.md."""
+
+    WAITING_SELLER = "waiting-seller"
+    WAITING_BUYERS = "waiting-buyers"
+    BIDDING = "bidding"
+    FINISHING = "finishing"
+
+
+class Role(enum.Enum):
+    """Who an event is about."""
+
+    NEW = "new"  # a connection the machine has not seen
+    SELLER = "seller"
+    BUYER = "buyer"
+    NONE = "none"  # events about no connection: time, the ledger, shutdown
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    conn: int
+    peer: str  #: "ip:port", for logs and the record
+
+
+@dataclass(frozen=True, slots=True)
+class LineReceived:
+    conn: int
+    line: bytes  #: one framed line, terminator removed
+
+
+@dataclass(frozen=True, slots=True)
+class LineTooLong:
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputEnded:
+    """The peer will send nothing more (EOF); it may still be reading."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Departed:
+    """The connection is gone (reset, write failure, output overflow)."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed; sent when ``Auction.deadline`` is reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The ledger committed the last ``Record`` (or there is no ledger)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The server is stopping (SIGINT/SIGTERM)."""
+
+
+Event = Connected | LineReceived | LineTooLong | InputEnded | Departed | Tick | Recorded | Shutdown
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    conn: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close ``conn`` once everything sent to it is flushed."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """Something a person watching the server should see; text.py words it."""
+
+    kind: str
+    args: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BidRecord:
+    buyer: int  #: the buyer's number in this auction
+    amount: int
+    order: int  #: arrival order, from 1
+    at: float  #: monotonic time of arrival
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionRecord:
+    """What the ledger keeps of one auction that reached START."""
+
+    item: str
+    kind: int
+    min_price: int
+    buyers_requested: int
+    buyers_connected: int
+    outcome: str  #: "sold", "unsold" or "cancelled"
+    reason: str  #: why it was cancelled, else ""
+    winner: int | None
+    winner_peer: str
+    highest: int
+    price: int
+    started_at: float  #: monotonic; the ledger converts to wall time
+    ended_at: float
+    seller_peer: str
+    bids: tuple[BidRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Commit ``record``, then feed ``Recorded``; results wait for it."""
+
+    record: AuctionRecord
+
+
+Action = Send | Close | Log | Record
+
+
+class AuctionError(RuntimeError):
+    """An event the transition table does not allow: a bug in the caller."""
+
+
+# --- the outcome rule ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    sold: bool
+    highest: int  #: the highest bid, 0 when none arrived
+    price: int  #: what the winner pays; 0 when unsold
+    winner: int | None  #: the winning buyer's number, None when unsold
+
+
+def settle(kind: int, min_price: int, bids: Sequence[tuple[int, int]]) -> Outcome:
+    """Return the outcome of an auction.
+
+    ``bids`` is (buyer, amount) in arrival order. The highest bid wins and a
+    tie goes to the earliest. It is sold when the highest bid is at least
+    ``min_price``. First price: the winner pays its bid. Second price: the
+    winner pays max(highest of the other bids, min_price).
+    """
+    winner: int | None = None
+    highest = 0
+    for buyer, amount in bids:
+        if amount > highest:  # strictly greater: ties stay with the earlier bid
+            winner, highest = buyer, amount
+    if winner is None or highest < min_price:
+        return Outcome(False, highest, 0, None)
+    if kind == protocol.FIRST_PRICE:
+        return Outcome(True, highest, highest, winner)
+    others = [amount for buyer, amount in bids if buyer != winner]
+    return Outcome(True, highest, max(max(others, default=0), min_price), winner)
+
+
+# --- participants --------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Party:
+    conn: int
+    peer: str
+    present: bool = True  # we can still write to it
+    input_open: bool = True  # it can still send lines
+
+
+@dataclass(slots=True, eq=False)
+class _Buyer(_Party):
+    number: int = 0
+    bid: int | None = None
+
+
+@dataclass(slots=True)
+class _Auction:
+    """The auction under way, from the accepted request to the result."""
+
+    request: Request
+    seller: _Party
+    started_at: float
+    buyers_connected: int = 0
+    bids: list[BidRecord] = field(default_factory=list)
+
+
+# --- the machine ---------------------------------------------------------------
+
+_S = State
+_R = Role
+
+#: (state, event type, role) -> name of the Auction method that handles it.
+TRANSITIONS: dict[tuple[State, type, Role], str] = {
+    # waiting-seller: the first connection becomes the seller.
+    (_S.WAITING_SELLER, Connected, _R.NEW): "_seller_or_busy",
+    (_S.WAITING_SELLER, LineReceived, _R.SELLER): "_seller_request",
+    (_S.WAITING_SELLER, LineTooLong, _R.SELLER): "_too_long",
+    (_S.WAITING_SELLER, InputEnded, _R.SELLER): "_seller_left_early",
+    (_S.WAITING_SELLER, Departed, _R.SELLER): "_seller_left_early",
+    (_S.WAITING_SELLER, Tick, _R.NONE): "_request_deadline",
+    (_S.WAITING_SELLER, Shutdown, _R.NONE): "_shutdown",
+    # waiting-buyers: connections become buyers until the count is reached.
+    (_S.WAITING_BUYERS, Connected, _R.NEW): "_add_buyer",
+    (_S.WAITING_BUYERS, LineReceived, _R.SELLER): "_done",
+    (_S.WAITING_BUYERS, LineReceived, _R.BUYER): "_notyet",
+    (_S.WAITING_BUYERS, LineTooLong, _R.SELLER): "_too_long",
+    (_S.WAITING_BUYERS, LineTooLong, _R.BUYER): "_too_long",
+    (_S.WAITING_BUYERS, InputEnded, _R.SELLER): "_input_ended",
+    (_S.WAITING_BUYERS, InputEnded, _R.BUYER): "_buyer_left_waiting",
+    (_S.WAITING_BUYERS, Departed, _R.SELLER): "_seller_left_waiting",
+    (_S.WAITING_BUYERS, Departed, _R.BUYER): "_buyer_left_waiting",
+    (_S.WAITING_BUYERS, Tick, _R.NONE): "_nothing",
+    (_S.WAITING_BUYERS, Shutdown, _R.NONE): "_shutdown",
+    # bidding: one bid per connected buyer, until all are in or time is up.
+    (_S.BIDDING, Connected, _R.NEW): "_busy",
+    (_S.BIDDING, LineReceived, _R.SELLER): "_done",
+    (_S.BIDDING, LineReceived, _R.BUYER): "_bid",
+    (_S.BIDDING, LineTooLong, _R.SELLER): "_too_long",
+    (_S.BIDDING, LineTooLong, _R.BUYER): "_too_long",
+    (_S.BIDDING, InputEnded, _R.SELLER): "_input_ended",
+    (_S.BIDDING, InputEnded, _R.BUYER): "_buyer_input_ended_bidding",
+    (_S.BIDDING, Departed, _R.SELLER): "_left_for_good",
+    (_S.BIDDING, Departed, _R.BUYER): "_buyer_left_bidding",
+    (_S.BIDDING, Tick, _R.NONE): "_bid_deadline",
+    (_S.BIDDING, Shutdown, _R.NONE): "_shutdown",
+    # finishing: the result waits for the ledger, then goes out.
+    (_S.FINISHING, Connected, _R.NEW): "_busy",
+    (_S.FINISHING, LineReceived, _R.SELLER): "_done",
+    (_S.FINISHING, LineReceived, _R.BUYER): "_done",
+    (_S.FINISHING, LineTooLong, _R.SELLER): "_too_long",
+    (_S.FINISHING, LineTooLong, _R.BUYER): "_too_long",
+    (_S.FINISHING, InputEnded, _R.SELLER): "_input_ended",
+    (_S.FINISHING, InputEnded, _R.BUYER): "_input_ended",
+    (_S.FINISHING, Departed, _R.SELLER): "_left_for_good",
+    (_S.FINISHING, Departed, _R.BUYER): "_left_for_good",
+    (_S.FINISHING, Tick, _R.NONE): "_nothing",
+    (_S.FINISHING, Recorded, _R.NONE): "_announce",
+    (_S.FINISHING, Shutdown, _R.NONE): "_shutdown",
+}
+
+_MSG_ROLE_SELLER = encode("ROLE", "SELLER")
+_MSG_REQUEST = encode("REQUEST")
+_MSG_INVALID_REQUEST = encode("INVALID", "request")
+_MSG_START = encode("START")
+_MSG_BID = encode("BID")
+_MSG_INVALID_BID = encode("INVALID", "bid")
+_MSG_ACCEPTED = encode("ACCEPTED")
+_MSG_NOTYET = encode("NOTYET")
+_MSG_DONE = encode("DONE")
+_MSG_BUSY = encode("BUSY")
+_MSG_TIMEOUT = encode("TIMEOUT")
+_MSG_LINE_TOO_LONG = encode("ERROR", "line-too-long")
+
+
+class Auction:
+    """The server's auction: feed it events with ``handle``, carry out the actions.
+
+    ``deadline`` is the monotonic time at which the machine next wants a
+    ``Tick`` (None: no deadline is running).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_buyers: int = 1000,
+        request_timeout: float = 300.0,
+        bid_timeout: float = 300.0,
+    ) -> None:
+        self.max_buyers = max_buyers
+        self.request_timeout = request_timeout
+        self.bid_timeout = bid_timeout
+        self.state = State.WAITING_SELLER
+        self.deadline: float | None = None
+        self._seller: _Party | None = None
+        self._buyers: dict[int, _Buyer] = {}  # conn -> buyer, in joining order
+        self._next_number = 1
+        self._present_buyers = 0  # buyers whose connection is open
+        self._undecided = 0  # buyers that can still bid and have not
+        self._auction: _Auction | None = None
+        self._finals: list[tuple[_Party, bytes]] = []  # sent after Recorded
+        self._actions: list[Action] = []
+        self._now = 0.0
+        self._stopping = False
+
+    # -- public API -------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Return the actions that ``event`` at monotonic time ``now`` causes.
+
+        Raises AuctionError for an event the transition table does not allow
+        in the current state (an unknown connection, ``Recorded`` outside
+        ``finishing``): a bug in the caller, not in a client.
+        """
+        role = self._role(event)
+        name = TRANSITIONS.get((self.state, type(event), role))
+        if name is None:
+            raise AuctionError(
+                f"{type(event).__name__} from {role.value} not allowed in {self.state.value}"
+            )
+        self._now = now
+        self._actions = actions = []
+        getattr(self, name)(event)
+        return actions
+
+    @property
+    def buyers_connected(self) -> int:
+        """Return the number of buyers whose connection is open."""
+        return self._present_buyers
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _role(self, event: Event) -> Role:
+        conn = getattr(event, "conn", None)
+        if conn is None:
+            return Role.NONE
+        seller = self._seller
+        buyer = self._buyers.get(conn)
+        if seller is not None and seller.conn == conn and seller.present:
+            role = Role.SELLER
+        elif buyer is not None and buyer.present:
+            role = Role.BUYER
+        elif isinstance(event, Connected):
+            return Role.NEW
+        else:
+            raise AuctionError(f"{type(event).__name__} for unknown connection {conn}")
+        if isinstance(event, Connected):
+            raise AuctionError(f"connection {conn} connected twice")
+        return role
+
+    def _party(self, conn: int) -> _Party:
+        seller = self._seller
+        if seller is not None and seller.conn == conn:
+            return seller
+        return self._buyers[conn]
+
+    def _send(self, conn: int, data: bytes) -> None:
+        self._actions.append(Send(conn, data))
+
+    def _log(self, kind: str, *args: object) -> None:
+        self._actions.append(Log(kind, args))
+
+    def _enter(self, state: State) -> None:
+        self.state = state
+        self._log("state", state.value)
+
+    def _close(self, party: _Party) -> None:
+        """Close a party's connection (its final line, if any, was sent)."""
+        if party.present:
+            party.present = False
+            if isinstance(party, _Buyer):
+                self._present_buyers -= 1
+            self._actions.append(Close(party.conn))
+
+    def _final(self, conn: int, data: bytes) -> None:
+        """Send a final line to a connection that is no party (BUSY)."""
+        self._send(conn, data)
+        self._actions.append(Close(conn))
+
+    def _final_to(self, party: _Party, data: bytes) -> None:
+        """Send a party its final line and close it."""
+        if party.present:
+            self._send(party.conn, data)
+        self._close(party)
+
+    # -- handlers shared by several states --------------------------------------
+
+    def _nothing(self, event: Event) -> None:
+        pass
+
+    def _busy(self, event: Connected) -> None:
+        self._log("busy", event.peer, self.state.value)
+        self._final(event.conn, _MSG_BUSY)
+
+    def _done(self, event: LineReceived) -> None:
+        self._send(event.conn, _MSG_DONE)
+
+    def _notyet(self, event: LineReceived) -> None:
+        self._send(event.conn, _MSG_NOTYET)
+
+    def _input_ended(self, event: InputEnded) -> None:
+        # Half-closed: it sends nothing more but still receives its result.
+        self._party(event.conn).input_open = False
+
+    def _too_long(self, event: LineTooLong) -> None:
+        self._log("line_too_long", self._party(event.conn).peer)
+        self._send(event.conn, _MSG_LINE_TOO_LONG)
+        # The line cannot be framed any more: it is a departure.
+        self.handle_departure(event.conn)
+
+    def handle_departure(self, conn: int) -> None:
+        """Run the departure transition for ``conn`` in the current state."""
+        name = TRANSITIONS[(self.state, Departed, self._role(Departed(conn)))]
+        getattr(self, name)(Departed(conn))
+
+    def _left_for_good(self, event: Departed) -> None:
+        party = self._party(event.conn)
+        self._log("left", self._describe(party))
+        self._close(party)
+
+    def _describe(self, party: _Party) -> str:
+        if isinstance(party, _Buyer):
+            return f"Buyer {party.number}"
+        return "Seller"
+
+    # -- waiting-seller ---------------------------------------------------------
+
+    def _seller_or_busy(self, event: Connected) -> None:
+        if self._seller is not None or self._stopping:
+            self._busy(event)
+            return
+        self._seller = _Party(event.conn, event.peer)
+        self.deadline = self._now + self.request_timeout
+        self._log("seller_connected", event.peer)
+        self._send(event.conn, _MSG_ROLE_SELLER)
+        self._send(event.conn, _MSG_REQUEST)
+
+    def _seller_request(self, event: LineReceived) -> None:
+        seller = self._seller
+        assert seller is not None
+        try:
+            request = protocol.parse_request(event.line, self.max_buyers)
+        except InvalidInput as exc:
+            self._log("invalid_request", seller.peer, str(exc))
+            self._send(seller.conn, _MSG_INVALID_REQUEST)
+            self._send(seller.conn, _MSG_REQUEST)
+            return
+        self.deadline = None
+        self._auction = _Auction(request, seller, self._now)
+        self._send(seller.conn, _MSG_START)
+        self._log("request_accepted", request.kind, request.min_price, request.buyers, request.item)
+        self._enter(State.WAITING_BUYERS)
+
+    def _seller_left_early(self, event: InputEnded | Departed) -> None:
+        seller = self._seller
+        assert seller is not None
+        self._log("seller_left_early", seller.peer)
+        self._close(seller)
+        self._seller = None
+        self.deadline = None
+
+    def _request_deadline(self, event: Tick) -> None:
+        seller = self._seller
+        if seller is None or self.deadline is None or self._now < self.deadline:
+            return
+        self._log("seller_timeout", seller.peer)
+        self._final_to(seller, _MSG_TIMEOUT)
+        self._seller = None
+        self.deadline = None
+
+    # -- waiting-buyers ---------------------------------------------------------
+
+    def _add_buyer(self, event: Connected) -> None:
+        auction = self._auction
+        assert auction is not None
+        if self._stopping:
+            self._busy(event)
+            return
+        buyer = _Buyer(event.conn, event.peer, number=self._next_number)
+        self._next_number += 1
+        self._buyers[event.conn] = buyer
+        self._present_buyers += 1
+        self._log("buyer_connected", buyer.number, event.peer)
+        self._send(event.conn, encode("ROLE", "BUYER", buyer.number))
+        needed = auction.request.buyers
+        if self._present_buyers < needed:
+            self._send(event.conn, encode("WAITING", self._present_buyers, needed))
+            return
+        # The count is complete: bidding starts for everyone at once.
+        auction.buyers_connected = self._present_buyers
+        self._log("bidding_starts")
+        self._enter(State.BIDDING)
+        self._undecided = self._present_buyers
+        self.deadline = self._now + self.bid_timeout
+        for other in self._buyers.values():
+            self._send(other.conn, _MSG_BID)
+
+    def _buyer_left_waiting(self, event: InputEnded | Departed) -> None:
+        buyer = self._buyers.pop(event.conn)
+        self._log("buyer_left_waiting", buyer.number)
+        self._close(buyer)
+
+    def _seller_left_waiting(self, event: Departed) -> None:
+        seller = self._seller
+        assert seller is not None
+        self._log("seller_left_waiting")
+        self._close(seller)
+        self._cancel("seller-left")
+
+    # -- bidding ----------------------------------------------------------------
+
+    def _bid(self, event: LineReceived) -> None:
+        buyer = self._buyers[event.conn]
+        if buyer.bid is not None:
+            self._send(buyer.conn, _MSG_DONE)
+            return
+        try:
+            amount = protocol.parse_bid(event.line)
+        except InvalidInput:
+            self._log("invalid_bid", buyer.number)
+            self._send(buyer.conn, _MSG_INVALID_BID)
+            self._send(buyer.conn, _MSG_BID)
+            return
+        auction = self._auction
+        assert auction is not None
+        buyer.bid = amount
+        auction.bids.append(BidRecord(buyer.number, amount, len(auction.bids) + 1, self._now))
+        self._send(buyer.conn, _MSG_ACCEPTED)
+        self._log("bid", buyer.number, amount)
+        self._decided()
+
+    def _decided(self) -> None:
+        """One undecided buyer fewer; settle when none is left."""
+        self._undecided -= 1
+        if self._undecided == 0:
+            self._settle()
+
+    def _buyer_input_ended_bidding(self, event: InputEnded) -> None:
+        buyer = self._buyers[event.conn]
+        buyer.input_open = False
+        if buyer.bid is None:
+            # It can never bid now: an abstention, but it still gets the result.
+            self._log("abstains", buyer.number)
+            self._decided()
+
+    def _buyer_left_bidding(self, event: Departed) -> None:
+        buyer = self._buyers[event.conn]
+        self._left_for_good(event)
+        if buyer.bid is None and buyer.input_open:
+            self._decided()  # an abstention; a bid already in stands
+
+    def _bid_deadline(self, event: Tick) -> None:
+        if self.deadline is not None and self._now >= self.deadline:
+            self._log("bid_deadline", self._undecided)
+            self._settle()
+
+    def _settle(self) -> None:
+        auction = self._auction
+        assert auction is not None
+        request = auction.request
+        outcome = settle(
+            request.kind, request.min_price, [(b.buyer, b.amount) for b in auction.bids]
+        )
+        self.deadline = None
+        self._enter(State.FINISHING)
+        item = request.item
+        winner_peer = ""
+        if outcome.sold:
+            self._log("sold", outcome.highest, outcome.price)
+            seller_line = encode("SOLD", outcome.price, item)
+        else:
+            self._log("unsold", outcome.highest, request.min_price)
+            seller_line = encode("UNSOLD", outcome.highest, item)
+        self._finals = [(auction.seller, seller_line)]
+        won = encode("WON", outcome.price, item)
+        lost = encode("LOST", item)
+        for buyer in self._buyers.values():
+            if outcome.winner == buyer.number:
+                winner_peer = buyer.peer
+                self._finals.append((buyer, won))
+            else:
+                self._finals.append((buyer, lost if outcome.sold else seller_line))
+        self._record(
+            "sold" if outcome.sold else "unsold", "", outcome, winner_peer
+        )
+
+    # -- finishing and cancelling -------------------------------------------------
+
+    def _record(self, result: str, reason: str, outcome: Outcome, winner_peer: str) -> None:
+        auction = self._auction
+        assert auction is not None
+        request = auction.request
+        self._actions.append(
+            Record(
+                AuctionRecord(
+                    item=request.item,
+                    kind=request.kind,
+                    min_price=request.min_price,
+                    buyers_requested=request.buyers,
+                    buyers_connected=auction.buyers_connected or self._present_buyers,
+                    outcome=result,
+                    reason=reason,
+                    winner=outcome.winner,
+                    winner_peer=winner_peer,
+                    highest=outcome.highest,
+                    price=outcome.price,
+                    started_at=auction.started_at,
+                    ended_at=self._now,
+                    seller_peer=auction.seller.peer,
+                    bids=tuple(auction.bids),
+                )
+            )
+        )
+
+    def _cancel(self, reason: str) -> None:
+        """End the auction under way as cancelled; finals wait for the ledger."""
+        auction = self._auction
+        assert auction is not None
+        self._log("cancelled", reason)
+        self.deadline = None
+        if self.state is not State.FINISHING:
+            self._enter(State.FINISHING)
+        message = encode("CANCELLED", reason)
+        self._finals = [(auction.seller, message)]
+        self._finals += [(buyer, message) for buyer in self._buyers.values()]
+        highest = max((b.amount for b in auction.bids), default=0)
+        self._record("cancelled", reason, Outcome(False, highest, 0, None), "")
+
+    def _announce(self, event: Recorded) -> None:
+        """The record is durable: send every final line, close, start afresh."""
+        for party, line in self._finals:
+            self._final_to(party, line)
+        self._finals = []
+        self._seller = None
+        self._buyers = {}
+        self._auction = None
+        self._present_buyers = self._undecided = 0
+        self._next_number = 1
+        self._enter(State.WAITING_SELLER)
+
+    def _shutdown(self, event: Shutdown) -> None:
+        """Stop: every connected client gets ``CANCELLED shutdown``.
+
+        A started auction is recorded as cancelled first; a seller still
+        composing its request has nothing to record and is told at once.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._auction is None:
+            seller = self._seller
+            if seller is not None:
+                self._final_to(seller, encode("CANCELLED", "shutdown"))
+                self._seller = None
+            self.deadline = None
+            return
+        self._cancel("shutdown")

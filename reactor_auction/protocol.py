@@ -1,0 +1,210 @@
+"""The wire vocabulary of PROTOCOL.md: limits, the number rule, the seller's
+request, and every server message (built by the server, parsed by clients).
+
+Pure: no sockets, no clock. Every rule here exists in exactly one place; the
+state machine, the client and the tests all call these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: A line holds at most this many bytes, its terminator included.
+MAX_LINE = 1024
+#: A number is 1 to this many ASCII digits.
+MAX_DIGITS = 12
+#: An item name is 1 to this many printable characters.
+MAX_ITEM = 255
+
+FIRST_PRICE = 1
+SECOND_PRICE = 2
+
+_DIGITS = frozenset(b"0123456789")
+
+
+class InvalidInput(ValueError):
+    """A client line that the protocol rejects (answered with ``INVALID``)."""
+
+
+class ProtocolError(ValueError):
+    """A server line that does not follow the protocol (seen by a client)."""
+
+
+def decode(line: bytes) -> str:
+    """Return *line* as text with surrounding ASCII spaces removed.
+
+    Raises InvalidInput if the bytes are not UTF-8.
+    """
+    try:
+        return line.decode("utf-8").strip(" ")
+    except UnicodeDecodeError:
+        raise InvalidInput("not UTF-8") from None
+
+
+def parse_number(text: str) -> int:
+    """Return the value of a protocol number: 1 to 12 ASCII digits, nothing else.
+
+    ``int()`` is never applied to unchecked text: it would accept ``+5``,
+    ``1_0``, `` 7`` and non-ASCII digits such as ``١٢٣``.
+    Raises InvalidInput otherwise.
+    """
+    raw = text.encode("utf-8", "surrogateescape")
+    if not 1 <= len(raw) <= MAX_DIGITS or not _DIGITS.issuperset(raw):
+        raise InvalidInput(f"not a number: {text!r}")
+    return int(raw)
+
+
+def parse_amount(text: str) -> int:
+    """Return a money amount (a bid or a minimum price): a number of at least 1.
+
+    Raises InvalidInput otherwise.
+    """
+    value = parse_number(text)
+    if value < 1:
+        raise InvalidInput("an amount is at least 1")
+    return value
+
+
+def parse_item(text: str) -> str:
+    """Return a trimmed item name of 1 to 255 printable characters.
+
+    Raises InvalidInput otherwise.
+    """
+    item = text.strip(" ")
+    if not 1 <= len(item) <= MAX_ITEM or not item.isprintable():
+        raise InvalidInput("an item name is 1 to 255 printable characters")
+    return item
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A seller's accepted auction request."""
+
+    kind: int  #: FIRST_PRICE or SECOND_PRICE
+    min_price: int
+    buyers: int
+    item: str
+
+
+def parse_request(line: bytes, max_buyers: int) -> Request:
+    """Return the Request in a seller's line ``<type> <min_price> <buyers> <item>``.
+
+    Fields are separated by one or more ASCII spaces; the item is the rest of
+    the line. Raises InvalidInput for anything else.
+    """
+    rest = decode(line)
+    head: list[str] = []
+    for _ in range(3):
+        token, _, rest = rest.partition(" ")
+        head.append(token)
+        rest = rest.lstrip(" ")  # runs of spaces separate fields too
+    kind_text, min_text, buyers_text = head
+    item_text = rest
+    kind = parse_number(kind_text)
+    if kind not in (FIRST_PRICE, SECOND_PRICE):
+        raise InvalidInput("type is 1 or 2")
+    min_price = parse_amount(min_text)
+    buyers = parse_number(buyers_text)
+    if not 1 <= buyers <= max_buyers:
+        raise InvalidInput(f"buyers is 1 to {max_buyers}")
+    return Request(kind, min_price, buyers, parse_item(item_text))
+
+
+def parse_bid(line: bytes) -> int:
+    """Return the amount of a buyer's bid line. Raises InvalidInput."""
+    return parse_amount(decode(line))
+
+
+# --- server messages -------------------------------------------------------
+
+def encode(keyword: str, *args: object) -> bytes:
+    """Return one server line: the keyword and its arguments, ``\\n``-terminated."""
+    if args:
+        return (" ".join((keyword, *map(str, args))) + "\n").encode("utf-8")
+    return (keyword + "\n").encode("ascii")
+
+
+# Field kinds in the grammar below.
+NUM = "num"  # a protocol number
+WORD = "word"  # one token of [a-z-] or [A-Z]
+ITEM = "item"  # the rest of the line (must be last)
+
+#: The grammar of every server line: keyword -> its fields, in order.
+#: ``ROLE`` is the one keyword with two forms; see parse_server_line.
+SERVER_GRAMMAR: dict[str, tuple[str, ...]] = {
+    "ROLE SELLER": (),
+    "ROLE BUYER": (NUM,),
+    "REQUEST": (),
+    "INVALID": (WORD,),
+    "START": (),
+    "WAITING": (NUM, NUM),
+    "BID": (),
+    "ACCEPTED": (),
+    "NOTYET": (),
+    "DONE": (),
+    "SOLD": (NUM, ITEM),
+    "UNSOLD": (NUM, ITEM),
+    "WON": (NUM, ITEM),
+    "LOST": (ITEM,),
+    "BUSY": (),
+    "TIMEOUT": (),
+    "CANCELLED": (WORD,),
+    "ERROR": (WORD,),
+}
+
+#: Server lines after which the server closes the connection.
+FINAL = frozenset({"SOLD", "UNSOLD", "WON", "LOST", "BUSY", "TIMEOUT", "CANCELLED", "ERROR"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """One parsed server line."""
+
+    keyword: str  #: a key of SERVER_GRAMMAR, e.g. "ROLE BUYER" or "SOLD"
+    numbers: tuple[int, ...] = ()
+    word: str = ""
+    item: str = ""
+
+    @property
+    def final(self) -> bool:
+        """True if the server closes the connection after this line."""
+        return self.keyword in FINAL
+
+
+def parse_server_line(line: bytes) -> ServerMessage:
+    """Return the ServerMessage in one server line (terminator removed).
+
+    Raises ProtocolError for an unknown keyword or malformed arguments.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("server line is not UTF-8") from None
+    keyword, _, rest = text.partition(" ")
+    if keyword == "ROLE":
+        role, _, rest = rest.partition(" ")
+        keyword = f"ROLE {role}"
+    fields = SERVER_GRAMMAR.get(keyword)
+    if fields is None:
+        raise ProtocolError(f"unknown server message: {text[:80]!r}")
+    numbers: list[int] = []
+    word = item = ""
+    for field in fields:
+        if field == ITEM:
+            value, rest = rest, ""
+        else:
+            value, _, rest = rest.partition(" ")
+        try:
+            if field == NUM:
+                numbers.append(parse_number(value))
+            elif field == WORD:
+                if not value or not value.replace("-", "").isalpha() or not value.isascii():
+                    raise InvalidInput(value)
+                word = value
+            else:
+                item = parse_item(value)
+        except InvalidInput:
+            raise ProtocolError(f"malformed server message: {text[:80]!r}") from None
+    if rest:
+        raise ProtocolError(f"malformed server message: {text[:80]!r}")
+    return ServerMessage(keyword, tuple(numbers), word, item)

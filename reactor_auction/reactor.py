@@ -1,0 +1,621 @@
+"""The reactor: one thread, one ``selectors`` loop, non-blocking sockets.
+
+This is the only module that touches sockets, file descriptors, the selector,
+the clock and signals. It knows nothing of auctions: it moves bytes between
+sockets and handlers, fires timers and delivers signals.
+
+The write path follows asyncio's ``selector_events.py`` and redis's
+``networking.c``: write at once; keep only the unsent tail; watch
+``EVENT_WRITE`` only while something is unsent; treat only
+``BlockingIOError``/``InterruptedError`` as "later"; unregister before close;
+close exactly once; an error on one connection closes that connection only.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+#: What one recv() asks for.
+READ_SIZE = 65536
+#: After a final line: how long to drain and discard the peer's input before
+#: closing, so that a peer with unread junk in flight still gets the line
+#: instead of a reset.
+LINGER_SECONDS = 2.0
+#: ...and how much of it to discard before giving up and closing anyway.
+LINGER_BYTES = 256 * 1024
+
+_AGAIN = (BlockingIOError, InterruptedError)
+
+
+class FatalError(Exception):
+    """Raised by a callback when the program itself cannot go on.
+
+    Every other exception in a callback is contained: it closes the connection
+    whose event raised it, and the loop goes on.
+    """
+
+
+class OutputOverflow(ConnectionError):
+    """A peer let more than the cap of unsent output pile up."""
+
+
+# --- timers ----------------------------------------------------------------------
+
+
+class Timer:
+    """A callback due at a monotonic time; ``cancel()`` drops it."""
+
+    __slots__ = ("when", "callback", "cancelled", "_seq")
+    _counter = itertools.count()
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+        self._seq = next(Timer._counter)
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self._seq) < (other.when, other._seq)
+
+    def cancel(self) -> None:
+        """Do not run the callback (it stays in the heap until due, unseen)."""
+        self.cancelled = True
+
+
+class Loop:
+    """A selector loop with timers, deferred calls and signal delivery."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._timers: list[Timer] = []
+        self._ready: deque[Callable[[], None]] = deque()
+        self._stopping = False
+        self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
+        self._signal_handlers: dict[int, Callable[[int], None]] = {}
+
+    # -- time and calls ---------------------------------------------------------
+
+    @staticmethod
+    def time() -> float:
+        """Return the loop's clock: monotonic seconds."""
+        return time.monotonic()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` at monotonic time ``when``; return its Timer."""
+        timer = Timer(when, callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` after ``delay`` seconds; return its Timer."""
+        return self.call_at(time.monotonic() + delay, callback)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the next turn of the loop, after current events.
+
+        Used to report a failed write to its handler without re-entering the
+        code that was writing.
+        """
+        self._ready.append(callback)
+
+    # -- file descriptors -------------------------------------------------------
+
+    def watch(self, fileobj: Any, events: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback(mask)`` when ``fileobj`` is ready; events 0 unwatches."""
+        try:
+            key = self._selector.get_key(fileobj)
+        except KeyError:
+            if events:
+                self._selector.register(fileobj, events, callback)
+            return
+        if not events:
+            self._selector.unregister(fileobj)
+        elif key.events != events or key.data is not callback:
+            self._selector.modify(fileobj, events, callback)
+
+    # -- signals ----------------------------------------------------------------
+
+    def add_signal_handler(self, signum: int, handler: Callable[[int], None]) -> None:
+        """Call ``handler(signum)`` from the loop when the signal arrives.
+
+        The C-level handler writes the signal number to a socket watched by
+        the selector (``signal.set_wakeup_fd``), so the loop wakes at once
+        instead of at its next timeout.
+        """
+        if self._signal_sockets is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            self._signal_sockets = (reader, writer)
+            self.watch(reader, selectors.EVENT_READ, self._read_signals)
+        self._signal_handlers[signum] = handler
+        signal.signal(signum, _ignore_signal)
+
+    def _read_signals(self, mask: int) -> None:
+        assert self._signal_sockets is not None
+        try:
+            data = self._signal_sockets[0].recv(4096)
+        except _AGAIN:
+            return
+        for signum in data:
+            handler = self._signal_handlers.get(signum)
+            if handler is not None:
+                handler(signum)
+
+    # -- running ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Make ``run()`` return after the current turn."""
+        self._stopping = True
+
+    def run(self) -> None:
+        """Run until ``stop()``.
+
+        An exception from a callback closes the connection it came from (if
+        the callback belongs to a Stream) and the loop goes on;
+        ``FatalError`` and exceptions from other callbacks propagate.
+        """
+        self._stopping = False
+        select = self._selector.select
+        timers = self._timers
+        ready = self._ready
+        while not self._stopping:
+            if ready:
+                timeout: float | None = 0
+            elif timers:
+                timeout = max(0.0, timers[0].when - time.monotonic())
+            else:
+                timeout = None
+            for key, mask in select(timeout):
+                self._dispatch(key.data, mask)
+            while ready:
+                ready.popleft()()
+            if timers:
+                now = time.monotonic()
+                while timers and timers[0].when <= now:
+                    timer = heapq.heappop(timers)
+                    if not timer.cancelled:
+                        timer.callback()
+
+    @staticmethod
+    def _dispatch(callback: Callable[[int], None], mask: int) -> None:
+        try:
+            callback(mask)
+        except FatalError:
+            raise
+        except Exception as exc:
+            owner = getattr(callback, "__self__", None)
+            if isinstance(owner, Stream):
+                owner.abort(exc)
+            else:
+                raise
+
+    def close(self) -> None:
+        """Release the selector and the signal sockets."""
+        if self._signal_sockets is not None:
+            signal.set_wakeup_fd(-1)
+            for sock in self._signal_sockets:
+                sock.close()
+            self._signal_sockets = None
+        self._selector.close()
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """The Python-level handler: the work happens in the loop."""
+
+
+# --- streams ----------------------------------------------------------------------
+
+
+class StreamHandler(Protocol):
+    """What a Stream reports to."""
+
+    def data_received(self, stream: Stream, data: bytes) -> None: ...
+
+    def eof_received(self, stream: Stream) -> None: ...
+
+    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+        """Called exactly once, when the socket is closed for any reason.
+
+        ``exc`` is None for an orderly close after ``finish()``.
+        """
+
+
+class Stream:
+    """A non-blocking socket with a write buffer.
+
+    Reads go to the handler as they arrive. ``write`` sends at once and keeps
+    only the unsent tail, watched with ``EVENT_WRITE`` until it drains.
+    ``finish`` closes gracefully after the last byte; ``abort`` closes now.
+    """
+
+    __slots__ = (
+        "tag", "_loop", "_sock", "_handler", "_wbuf", "_max_output", "_reading",
+        "_eof", "_finishing", "_closed", "_mask", "_linger", "_discarded", "peer",
+    )
+
+    def __init__(
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        handler: StreamHandler,
+        *,
+        tag: int = 0,
+        max_output: int | None = None,
+    ) -> None:
+        self.tag = tag  #: the owner's name for this connection
+        self._loop = loop
+        self._sock = sock
+        self._handler = handler
+        self._wbuf = bytearray()
+        self._max_output = max_output
+        self._reading = True
+        self._eof = False
+        self._finishing = False
+        self._closed = False
+        self._mask = 0
+        self._linger: Timer | None = None
+        self._discarded = 0
+        self.peer = format_peer(sock)
+        sock.setblocking(False)
+        self._update()
+
+    @property
+    def closed(self) -> bool:
+        """True once the socket is closed."""
+        return self._closed
+
+    @property
+    def pending_output(self) -> int:
+        """Return the number of bytes written but not yet sent."""
+        return len(self._wbuf)
+
+    def pause_reading(self) -> None:
+        """Stop delivering input until ``resume_reading``."""
+        self._reading = False
+        self._update()
+
+    def resume_reading(self) -> None:
+        """Deliver input again."""
+        self._reading = True
+        self._update()
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` now if possible; queue the rest.
+
+        Ignored after ``finish``/close. A failure closes the stream and is
+        reported to the handler on the next turn of the loop, never from
+        inside this call.
+        """
+        if self._closed or self._finishing:
+            return
+        if not self._wbuf:
+            try:
+                sent = self._sock.send(data)
+            except _AGAIN:
+                sent = 0
+            except OSError as exc:
+                self._fail_later(exc)
+                return
+            if sent == len(data):
+                return
+            self._wbuf += memoryview(data)[sent:]
+            self._update()
+        else:
+            self._wbuf += data
+        if self._max_output is not None and len(self._wbuf) > self._max_output:
+            self._fail_later(OutputOverflow(f"more than {self._max_output} bytes unread"))
+
+    def finish(self) -> None:
+        """Flush what was written, shut down the write side, drain input
+        briefly (discarding it), then close."""
+        if self._closed or self._finishing:
+            return
+        self._finishing = True
+        self._reading = True  # to see the peer's EOF and discard its junk
+        if not self._wbuf:
+            self._shutdown_write()
+        else:
+            self._update()
+
+    def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
+        """Close now, dropping unsent output; ``reset`` sends a TCP RST, which
+        tells the peer unmistakably that this side left."""
+        if self._closed:
+            return
+        if reset:
+            try:
+                self._sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            except OSError:
+                pass
+        self._close(exc)
+
+    # -- internals --------------------------------------------------------------
+
+    def _update(self) -> None:
+        """Watch exactly what is needed: input while reading, output while
+        something is unsent."""
+        if self._closed:
+            return
+        mask = 0
+        if self._reading and not self._eof:
+            mask |= selectors.EVENT_READ
+        if self._wbuf:
+            mask |= selectors.EVENT_WRITE
+        if mask != self._mask:
+            self._mask = mask
+            self._loop.watch(self._sock, mask, self._on_event)
+
+    def _on_event(self, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self._on_writable()
+        if mask & selectors.EVENT_READ and not self._closed:
+            self._on_readable()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except _AGAIN:
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        if self._finishing:
+            self._discarded += len(data)
+            if not data or self._discarded > LINGER_BYTES:
+                self._close(None)
+            return
+        if not data:
+            self._eof = True
+            self._update()
+            self._handler.eof_received(self)
+            return
+        self._handler.data_received(self, data)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._sock.send(self._wbuf)
+        except _AGAIN:
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        del self._wbuf[:sent]
+        if self._wbuf:
+            return
+        if self._finishing:
+            self._shutdown_write()
+        else:
+            self._update()
+
+    def _shutdown_write(self) -> None:
+        """Everything is flushed: send FIN, then linger for the peer's."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(None)
+            return
+        if self._eof:
+            self._close(None)
+            return
+        self._update()
+        self._linger = self._loop.call_later(LINGER_SECONDS, lambda: self._close(None))
+
+    def _fail_later(self, exc: BaseException) -> None:
+        """Close now; report on the next turn (see ``write``)."""
+        self._wbuf.clear()
+        self._loop.call_soon(lambda: self._close(exc))
+        self._finishing = True  # no more writes meanwhile
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._linger is not None:
+            self._linger.cancel()
+        if self._mask:
+            self._loop.watch(self._sock, 0, self._on_event)  # unregister before close
+            self._mask = 0
+        self._sock.close()
+        self._handler.connection_lost(self, exc)
+
+
+def format_peer(sock: socket.socket) -> str:
+    """Return ``ip:port`` of the peer (an IPv4-mapped IPv6 address shown as IPv4)."""
+    try:
+        address = sock.getpeername()
+    except OSError:
+        return "?"
+    host = str(address[0])
+    if host.startswith("::ffff:"):
+        host = host[7:]
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{address[1]}"
+
+
+# --- listening --------------------------------------------------------------------
+
+#: accept() errors that mean "out of descriptors or memory": pause, then retry.
+_ACCEPT_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class ListenError(OSError):
+    """The port could not be opened."""
+
+
+class Listener:
+    """A listening socket that hands each new connection to ``on_accept``.
+
+    At most ``max_per_wake`` connections are accepted per wake-up, so a
+    connection storm cannot starve the connections already being served. When
+    descriptors run out, the listener stops watching for ``pause`` seconds
+    (as asyncio and nginx do) instead of spinning on a ready socket it cannot
+    serve; connections wait in the kernel's backlog meanwhile.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        host: str,
+        port: int,
+        on_accept: Callable[[socket.socket], None],
+        *,
+        backlog: int = 4096,
+        max_per_wake: int = 128,
+        pause: float = 0.1,
+        on_exhausted: Callable[[OSError], None] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._on_accept = on_accept
+        self._max_per_wake = max_per_wake
+        self._pause = pause
+        self._on_exhausted = on_exhausted
+        self._paused: Timer | None = None
+        try:
+            self._sock = _bind(host, port, backlog)
+        except OSError as exc:
+            raise ListenError(exc.errno, exc.strerror) from None
+        self._sock.setblocking(False)
+        self.port: int = self._sock.getsockname()[1]
+        loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
+
+    def _on_readable(self, mask: int) -> None:
+        accept = self._sock.accept
+        for _ in range(self._max_per_wake):
+            try:
+                sock, _ = accept()
+            except _AGAIN:
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_EXHAUSTED:
+                    self._pause_accepting(exc)
+                    return
+                continue  # ECONNABORTED and friends: that client is gone
+            self._on_accept(sock)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        if self._on_exhausted is not None:
+            self._on_exhausted(exc)
+        self._loop.watch(self._sock, 0, self._on_readable)
+        self._paused = self._loop.call_later(self._pause, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self._sock.fileno() >= 0:
+            self._loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        if self._paused is not None:
+            self._paused.cancel()
+            self._paused = None
+        if self._sock.fileno() >= 0:
+            self._loop.watch(self._sock, 0, self._on_readable)
+            self._sock.close()
+
+
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    """Return a listening socket; "" means every interface, IPv6 too if possible."""
+    if host in ("", "::") and socket.has_dualstack_ipv6():
+        return socket.create_server(
+            ("::", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
+        )
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=backlog)
+
+
+# --- clients ----------------------------------------------------------------------
+
+
+def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
+    """Return a connected non-blocking TCP socket.
+
+    Connecting happens before the loop runs, so it may block (for DNS and the
+    handshake) for up to ``timeout`` seconds. Raises OSError (socket.gaierror
+    for an unknown host, ConnectionRefusedError, TimeoutError).
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setblocking(False)
+    return sock
+
+
+class FdReader:
+    """Reads a file descriptor (standard input) from the loop, on demand.
+
+    ``resume()`` starts watching, ``pause()`` stops: a scripted client reads
+    nothing before a prompt asks for it.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        fd: int,
+        on_data: Callable[[bytes], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._on_data = on_data
+        self._on_eof = on_eof
+        self._watching = False
+        self.eof = False
+
+    def resume(self) -> None:
+        """Start watching (no-op after EOF)."""
+        if not self._watching and not self.eof:
+            self._watching = True
+            self._loop.watch(self._fd, selectors.EVENT_READ, self._on_readable)
+
+    def pause(self) -> None:
+        """Stop watching."""
+        if self._watching:
+            self._watching = False
+            self._loop.watch(self._fd, 0, self._on_readable)
+
+    def _on_readable(self, mask: int) -> None:
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except _AGAIN:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.pause()
+            self.eof = True
+            self._on_eof()
+            return
+        self._on_data(data)
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return (soft, hard) after.
+
+    Returns the limits unchanged where they cannot be raised.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft, hard

@@ -1,0 +1,156 @@
+"""``auc_server``: command-line wiring for the auction server.
+
+Exit status: 0 after a normal stop (SIGINT/SIGTERM), 2 for a usage error,
+3 when the ledger cannot be used, 4 when the port cannot be opened,
+70 after an internal error (every client was told ``CANCELLED``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__, text
+from .auction import Auction
+from .cli import non_negative_int, port_number, positive_int, positive_seconds
+from .ledger import DEFAULT_PATH, Ledger, LedgerError
+from .reactor import FatalError, ListenError, Loop, raise_fd_limit
+from .service import AuctionService
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_LEDGER = 3
+EXIT_LISTEN = 4
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+#: Descriptors kept back from --max-buyers: stdio, listener, selector, signal
+#: socket pair, ledger files, the seller and a few refused connections.
+FD_RESERVE = 64
+
+
+class ConsoleLog:
+    """Prints log events: the transcript's lines on standard output, errors on
+    standard error; ``quiet`` keeps only errors, ``verbose`` adds detail."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+
+    def __call__(self, kind: str, args: tuple[object, ...]) -> None:
+        if kind in text.ERRORS:
+            stream = sys.stderr
+        elif self.quiet or (kind in text.VERBOSE and not self.verbose):
+            return
+        else:
+            stream = sys.stdout
+        stream.write(text.server_line(kind, args) + "\n")
+        stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``auc_server``."""
+    parser = argparse.ArgumentParser(
+        prog="auc_server",
+        description="Host sealed-bid auctions over TCP (see docs/PROTOCOL.md). "
+        "'auc_server history' lists past auctions.",
+        epilog="Exit status: 0 stopped by SIGINT/SIGTERM; 2 usage error; 3 ledger "
+        "unusable; 4 port cannot be opened; 70 internal error.",
+    )
+    parser.add_argument("port", type=port_number, help="TCP port to listen on (0: any free port)")
+    parser.add_argument("--host", default="", help="address to listen on (default: all interfaces)")
+    parser.add_argument(
+        "--request-timeout", type=positive_seconds, default=300.0, metavar="SECONDS",
+        help="time the seller has to send a valid request (default: 300)",
+    )
+    parser.add_argument(
+        "--bid-timeout", type=positive_seconds, default=300.0, metavar="SECONDS",
+        help="time from BID until bidding closes (default: 300)",
+    )
+    parser.add_argument(
+        "--max-buyers", type=positive_int, default=1000, metavar="N",
+        help="the largest buyer count a seller may ask for (default: 1000; capped by "
+        "the file-descriptor limit)",
+    )
+    parser.add_argument(
+        "--max-output", type=non_negative_int, default=64 * 1024, metavar="BYTES",
+        help="unread output a client may leave before it is disconnected (default: 65536)",
+    )
+    ledger = parser.add_mutually_exclusive_group()
+    ledger.add_argument(
+        "--ledger", default=DEFAULT_PATH, metavar="PATH",
+        help=f"SQLite file recording every auction (default: ./{DEFAULT_PATH})",
+    )
+    ledger.add_argument("--no-ledger", action="store_true", help="record nothing")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", action="store_true", help="print errors only")
+    talk.add_argument("--verbose", action="store_true", help="also print per-connection detail")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server (or ``history``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:
+        from .history import main as history_main
+
+        return history_main(argv[1:])
+    try:
+        return _serve(build_parser().parse_args(argv))
+    except KeyboardInterrupt:  # before the signal handlers are installed
+        return EXIT_INTERRUPTED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    log = ConsoleLog(quiet=args.quiet, verbose=args.verbose)
+    soft, _ = raise_fd_limit()
+    max_buyers = args.max_buyers
+    if max_buyers > soft - FD_RESERVE:
+        max_buyers = max(1, soft - FD_RESERVE)
+        log("fd_limit", (args.max_buyers, max_buyers))
+    ledger = None
+    if not args.no_ledger:
+        try:
+            ledger = Ledger(args.ledger)
+        except LedgerError as exc:
+            print(f"auc_server: {exc}", file=sys.stderr)
+            return EXIT_LEDGER
+    loop = Loop()
+    auction = Auction(
+        max_buyers=max_buyers,
+        request_timeout=args.request_timeout,
+        bid_timeout=args.bid_timeout,
+    )
+    service = AuctionService(loop, auction, log, ledger=ledger, max_output=args.max_output)
+    try:
+        listener = service.listen(args.host, args.port)
+    except (ListenError, OSError) as exc:
+        print(
+            f"auc_server: cannot listen on port {args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_LISTEN
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service.shutdown)
+    if args.verbose:
+        print(f"Listening on {args.host or '*'}:{listener.port}", flush=True)
+    log("ready", ())
+    try:
+        loop.run()
+    except FatalError as exc:
+        log("fatal", (exc,))
+        service.abort_all()
+        return EXIT_INTERNAL
+    finally:
+        listener.close()
+        loop.close()
+        if ledger is not None:
+            ledger.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The server's shell: connects the reactor's streams to the auction machine.
+
+Data flows one way: bytes from a Stream -> LineBuffer -> events -> Auction ->
+actions -> bytes to Streams (and records to the ledger, lines to the log).
+No protocol decision is made here; this module only carries things across.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Callable
+
+from . import protocol
+from .auction import (
+    Auction,
+    AuctionRecord,
+    Close,
+    Connected,
+    Departed,
+    Event,
+    InputEnded,
+    LineReceived,
+    LineTooLong,
+    Log,
+    Record,
+    Recorded,
+    Send,
+    Shutdown,
+    Tick,
+)
+from .framing import LineBuffer
+from .framing import LineTooLong as FramingTooLong
+from .ledger import Ledger, LedgerBusy, LedgerError
+from .reactor import FatalError, Listener, Loop, Stream, Timer
+
+#: Emit a log event: (kind, args), worded by text.server_line.
+Emit = Callable[[str, tuple[object, ...]], None]
+
+#: Unsent output a client may leave unread before it counts as departed.
+MAX_OUTPUT = 64 * 1024
+#: First and longest wait before retrying a busy ledger.
+LEDGER_RETRY_FIRST = 0.02
+LEDGER_RETRY_MAX = 1.0
+#: How long shutdown waits for final lines to flush and the ledger to commit.
+SHUTDOWN_GRACE = 3.0
+
+
+class _Conn:
+    """One client connection: its stream, its framing, whether the auction
+    has let go of it (after its Close action)."""
+
+    __slots__ = ("stream", "lines", "detached")
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.lines = LineBuffer()
+        self.detached = False
+
+
+class AuctionService:
+    """Runs one Auction over the connections a Listener accepts."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        auction: Auction,
+        emit: Emit,
+        *,
+        ledger: Ledger | None = None,
+        max_output: int = MAX_OUTPUT,
+    ) -> None:
+        self._loop = loop
+        self._auction = auction
+        self._emit = emit
+        self._ledger = ledger
+        self._max_output = max_output
+        self._conns: dict[int, _Conn] = {}
+        self._ids = itertools.count(1)
+        self._listener: Listener | None = None
+        self._deadline_timer: Timer | None = None
+        self._deadline_when: float | None = None
+        self._pending: AuctionRecord | None = None
+        self._retry_delay = LEDGER_RETRY_FIRST
+        self._retry_timer: Timer | None = None
+        self._stopping_since: float | None = None
+
+    # -- start and stop ---------------------------------------------------------
+
+    def listen(self, host: str, port: int, backlog: int = 4096) -> Listener:
+        """Open the port; return the Listener. Raises reactor.ListenError."""
+        self._listener = Listener(
+            self._loop,
+            host,
+            port,
+            self._accept,
+            backlog=backlog,
+            on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
+        )
+        return self._listener
+
+    def shutdown(self, signum: int = 0) -> None:
+        """Stop: every client is told ``CANCELLED shutdown``; the loop stops
+        once final lines are flushed (at most SHUTDOWN_GRACE seconds). A second
+        call stops at once."""
+        if self._stopping_since is not None:
+            self._loop.stop()
+            return
+        self._stopping_since = self._loop.time()
+        self._emit("shutdown", ())
+        if self._listener is not None:
+            self._listener.close()
+        self._loop.call_later(SHUTDOWN_GRACE, self._loop.stop)
+        self._feed(Shutdown())
+        self._stop_when_idle()
+
+    def abort_all(self) -> None:
+        """After a fatal error: tell every client ``CANCELLED server-error`` and
+        close; best effort, without the loop."""
+        line = protocol.encode("CANCELLED", "server-error")
+        for conn in list(self._conns.values()):
+            conn.stream.write(line)
+            conn.stream.abort()
+
+    @property
+    def connections(self) -> int:
+        """Return the number of open client connections."""
+        return len(self._conns)
+
+    def _stop_when_idle(self) -> None:
+        if self._stopping_since is not None and not self._conns and self._pending is None:
+            self._loop.stop()
+
+    # -- streams ----------------------------------------------------------------
+
+    def _accept(self, sock: socket.socket) -> None:
+        conn_id = next(self._ids)
+        stream = Stream(self._loop, sock, self, tag=conn_id, max_output=self._max_output)
+        self._conns[conn_id] = _Conn(stream)
+        self._emit("opened", (conn_id, stream.peer))
+        self._feed(Connected(conn_id, stream.peer))
+
+    def data_received(self, stream: Stream, data: bytes) -> None:
+        conn = self._conns[stream.tag]
+        lines = conn.lines
+        lines.feed(data)
+        try:
+            while not conn.detached and (line := lines.next_line()) is not None:
+                self._feed(LineReceived(stream.tag, line))
+        except FramingTooLong:
+            self._feed(LineTooLong(stream.tag))
+
+    def eof_received(self, stream: Stream) -> None:
+        conn = self._conns[stream.tag]
+        if not conn.detached:
+            self._feed(InputEnded(stream.tag))
+
+    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+        conn = self._conns.pop(stream.tag)
+        if exc is not None and not isinstance(exc, OSError):
+            self._emit("connection_error", (stream.tag, repr(exc)))
+        self._emit("closed", (stream.tag, "ok" if exc is None else str(exc) or type(exc).__name__))
+        if not conn.detached:
+            conn.detached = True
+            self._feed(Departed(stream.tag))
+        self._stop_when_idle()
+
+    # -- the machine ------------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        try:
+            actions = self._auction.handle(event, self._loop.time())
+        except Exception as exc:
+            raise FatalError(f"{type(exc).__name__}: {exc}") from exc
+        record: AuctionRecord | None = None
+        conns = self._conns
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                conn = conns.get(action.conn)  # type: ignore[union-attr]
+                if conn is not None:
+                    conn.stream.write(action.data)  # type: ignore[union-attr]
+            elif kind is Close:
+                conn = conns.get(action.conn)  # type: ignore[union-attr]
+                if conn is not None:
+                    conn.detached = True
+                    conn.stream.finish()
+            elif kind is Log:
+                self._emit(action.kind, action.args)  # type: ignore[union-attr]
+            elif kind is Record:
+                record = action.record  # type: ignore[union-attr]
+        self._arm_deadline()
+        if record is not None:
+            # A newer record (shutdown cancelling a pending result) replaces
+            # the one waiting for the ledger.
+            self._pending = record
+            self._retry_delay = LEDGER_RETRY_FIRST
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+                self._retry_timer = None
+            self._commit()
+
+    def _arm_deadline(self) -> None:
+        when = self._auction.deadline
+        if when == self._deadline_when:
+            return
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        self._deadline_when = when
+        if when is not None:
+            self._deadline_timer = self._loop.call_at(when, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._deadline_timer = None
+        self._deadline_when = None
+        self._feed(Tick())
+
+    # -- the ledger -------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Commit the pending record; on success release the results.
+
+        A busy or failing ledger is retried on a timer with back-off, never
+        by blocking the loop; results wait, newcomers still get BUSY.
+        """
+        self._retry_timer = None
+        record = self._pending
+        if record is None:
+            return
+        if self._ledger is not None:
+            try:
+                number = self._ledger.record(record)
+            except (LedgerBusy, LedgerError) as exc:
+                self._ledger_retry(exc)
+                return
+            self._emit("recorded", (number, self._ledger.path))
+        self._pending = None
+        self._feed(Recorded())
+
+    def _ledger_retry(self, exc: Exception) -> None:
+        if isinstance(exc, LedgerBusy):
+            if self._retry_delay == LEDGER_RETRY_FIRST:
+                self._emit("ledger_waiting", (exc,))
+        else:
+            self._emit("ledger_failed", (exc,))
+        stopping = self._stopping_since
+        if stopping is not None and self._loop.time() - stopping > SHUTDOWN_GRACE / 2:
+            # Stopping and the ledger will not take it: tell the clients anyway
+            # (CANCELLED shutdown is not a result) rather than leave them hanging.
+            self._emit("ledger_failed", ("gave up at shutdown",))
+            self._pending = None
+            self._feed(Recorded())
+            return
+        self._retry_timer = self._loop.call_later(self._retry_delay, self._commit)
+        self._retry_delay = min(self._retry_delay * 2, LEDGER_RETRY_MAX)
