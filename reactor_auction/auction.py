@@ -421,9 +421,9 @@ class Auction:
         self._log("line_too_long", self._party(event.conn).peer)
         self._send(event.conn, _MSG_LINE_TOO_LONG)
         # The line cannot be framed any more: it is a departure.
-        self.handle_departure(event.conn)
+        self._depart(event.conn)
 
-    def handle_departure(self, conn: int) -> None:
+    def _depart(self, conn: int) -> None:
         """Run the departure transition for ``conn`` in the current state."""
         name = TRANSITIONS[(self.state, Departed, self._role(Departed(conn)))]
         getattr(self, name)(Departed(conn))
