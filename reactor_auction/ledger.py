@@ -1,54 +1,77 @@
 """The ledger: every auction that reached START, on SQLite, durably.
 
 WAL journal, ``synchronous=FULL``: a committed record survives a crash of the
-process or the machine. The connection never waits for a lock
-(``timeout=0``): a locked database raises LedgerBusy at once and the server
+process or the machine. Once open, the connection never waits for a lock
+(busy timeout 0): a locked database raises LedgerBusy at once and the server
 retries on a timer, so the reactor never stalls on another process's lock.
+
+The schema carries its version in ``PRAGMA user_version``. ``_MIGRATIONS``
+lists the steps from version 0 (an empty file) upwards; a new version is one
+more entry at the end of the list, applied in its own transaction when an
+older file is opened. A file from a newer program is refused, never touched.
 """
 
 from __future__ import annotations
 
+import os
+import pathlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .auction import AuctionRecord
 
-#: The schema version this code writes (PRAGMA user_version).
-SCHEMA_VERSION = 1
 DEFAULT_PATH = "auction-ledger.sqlite3"
+#: Seconds start-up may wait for another connection's lock (record() never waits).
+STARTUP_WAIT = 2.0
 
-# Each entry upgrades the schema from version (index) to (index + 1).
-_MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE auctions (
-        id               INTEGER PRIMARY KEY,
-        item             TEXT    NOT NULL,
-        kind             INTEGER NOT NULL CHECK (kind IN (1, 2)),
-        min_price        INTEGER NOT NULL,
-        buyers_requested INTEGER NOT NULL,
-        buyers_connected INTEGER NOT NULL,
-        outcome          TEXT    NOT NULL CHECK (outcome IN ('sold', 'unsold', 'cancelled')),
-        reason           TEXT    NOT NULL DEFAULT '',
-        winner           INTEGER,
-        winner_address   TEXT    NOT NULL DEFAULT '',
-        highest          INTEGER NOT NULL,
-        price            INTEGER NOT NULL,
-        seller_address   TEXT    NOT NULL DEFAULT '',
-        started_at       REAL    NOT NULL,
-        ended_at         REAL    NOT NULL
-    );
-    CREATE TABLE bids (
-        auction_id INTEGER NOT NULL REFERENCES auctions (id),
-        buyer      INTEGER NOT NULL,
-        amount     INTEGER NOT NULL,
-        arrival    INTEGER NOT NULL,
-        at         REAL    NOT NULL,
-        PRIMARY KEY (auction_id, arrival)
-    );
-    """,
+# Entry i upgrades the schema from version i to version i + 1: a tuple of
+# SQL statements run in one transaction together with the new user_version.
+# Never edit an entry that has shipped; append a new one instead.
+_MIGRATIONS: list[tuple[str, ...]] = [
+    # 0 -> 1: the first schema.
+    (
+        """
+        CREATE TABLE auctions (
+            id               INTEGER PRIMARY KEY,
+            item             TEXT    NOT NULL,
+            kind             INTEGER NOT NULL CHECK (kind IN (1, 2)),
+            min_price        INTEGER NOT NULL,
+            buyers_requested INTEGER NOT NULL,
+            buyers_connected INTEGER NOT NULL,
+            outcome          TEXT    NOT NULL
+                             CHECK (outcome IN ('sold', 'unsold', 'cancelled')),
+            reason           TEXT    NOT NULL DEFAULT '',
+            winner           INTEGER,
+            winner_address   TEXT    NOT NULL DEFAULT '',
+            highest          INTEGER NOT NULL,
+            price            INTEGER NOT NULL,
+            seller_address   TEXT    NOT NULL DEFAULT '',
+            started_at       REAL    NOT NULL,
+            ended_at         REAL    NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE bids (
+            auction_id INTEGER NOT NULL REFERENCES auctions (id),
+            buyer      INTEGER NOT NULL,
+            amount     INTEGER NOT NULL,
+            arrival    INTEGER NOT NULL,
+            at         REAL    NOT NULL,
+            PRIMARY KEY (auction_id, arrival)
+        )
+        """,
+    ),
 ]
+
+#: The schema version this code writes (PRAGMA user_version).
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+#: The first 16 bytes of every SQLite 3 database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+# Primary result codes (sqlite3.SQLITE_BUSY/LOCKED exist only from Python 3.11).
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
 
 
 class LedgerError(Exception):
@@ -60,8 +83,54 @@ class LedgerBusy(LedgerError):
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
+    """Return True if ``exc`` means "locked by someone else, try later"."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _check_path(path: str, *, must_exist: bool) -> None:
+    """Raise LedgerError with a plain reason if ``path`` cannot be a ledger.
+
+    SQLite's own message for most of these is "unable to open database file";
+    and it silently overwrites a file shorter than its header, so a stray
+    one-byte file is refused here rather than lost.
+    """
+    if not path:  # SQLite would open a temporary database, lost at exit
+        raise LedgerError("the ledger path is empty (--no-ledger records nothing)")
+    if os.path.isdir(path):
+        raise LedgerError(f"ledger {path} is a directory, not a file")
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as file:
+                head = file.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from None
+        if head and head != _SQLITE_HEADER:
+            raise LedgerError(f"ledger {path} is not an SQLite database")
+        return
+    if must_exist:
+        raise LedgerError(f"no ledger at {path}: nothing has been recorded there")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise LedgerError(f"cannot create ledger {path}: {parent} {what}")
+
+
+def _version(db: sqlite3.Connection) -> int:
+    """Return the schema version. The first read of the file: raises
+    sqlite3.DatabaseError if it is not a database (connect() is lazy)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _newer(path: str, version: int) -> LedgerError:
+    """Return the error for a file written by a newer schema."""
+    return LedgerError(
+        f"ledger {path} has schema version {version}; this program knows up to "
+        f"{SCHEMA_VERSION}: use a newer reactor_auction or another --ledger"
     )
 
 
@@ -72,16 +141,21 @@ class Ledger:
         """Open (creating or migrating) the ledger at ``path``.
 
         ``clock_offset`` turns the auction's monotonic times into Unix times
-        (default: measured now). Raises LedgerError with a one-line reason.
+        (default: measured at each record, so a clock step is followed).
+        Raises LedgerError with a one-line reason.
         """
         self.path = path
-        self._offset = time.time() - time.monotonic() if clock_offset is None else clock_offset
+        self._offset = clock_offset
+        _check_path(path, must_exist=False)
         try:
-            self._db = sqlite3.connect(path, timeout=0, isolation_level=None)
+            # Before the loop runs, waiting a moment for another server's
+            # migration or commit is harmless; afterwards it never waits.
+            self._db = sqlite3.connect(path, timeout=STARTUP_WAIT, isolation_level=None)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
         try:
             self._prepare()
+            self._db.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             self._db.close()
             if _is_busy(exc):
@@ -92,37 +166,47 @@ class Ledger:
             raise
 
     def _prepare(self) -> None:
+        """Check the version, set WAL and full sync, migrate up to SCHEMA_VERSION."""
         db = self._db
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = _version(db)
         if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"ledger {self.path} has schema version {version}; this program "
-                f"knows up to {SCHEMA_VERSION}: upgrade reactor_auction"
-            )
-        db.execute("PRAGMA journal_mode=WAL")
+            raise _newer(self.path, version)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise LedgerError(f"ledger {self.path} cannot use WAL mode (got {mode})")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         while version < SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                version += 1
-                db.execute(f"PRAGMA user_version={version}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            self._migrate_one()
+            version = _version(db)
+
+    def _migrate_one(self) -> None:
+        """Apply the next migration in its own transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another server may have just
+            # migrated the same file.
+            version = _version(db)
+            if version > SCHEMA_VERSION:
+                raise _newer(self.path, version)
+            if version < SCHEMA_VERSION:
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def record(self, record: AuctionRecord) -> int:
         """Commit one auction and its bids; return its row id.
 
         Raises LedgerBusy if the database is locked (nothing was written),
-        LedgerError for any other failure.
+        LedgerError for any other failure (nothing was written either).
         """
         db = self._db
-        offset = self._offset
+        offset = time.time() - time.monotonic() if self._offset is None else self._offset
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -153,7 +237,7 @@ class Ledger:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
-                pass
+                pass  # no transaction left to roll back
             if _is_busy(exc):
                 raise LedgerBusy(str(exc)) from None
             raise LedgerError(str(exc)) from None
@@ -166,36 +250,57 @@ class Ledger:
 
 @dataclass(frozen=True, slots=True)
 class PastAuction:
-    """One row of ``history``."""
+    """One recorded auction as ``history`` returns it; times are Unix times."""
 
     id: int
-    ended_at: float
     item: str
     kind: int
+    min_price: int
+    buyers_requested: int
+    buyers_connected: int
     outcome: str
     reason: str
     winner: int | None
-    price: int
+    winner_address: str
+    seller_address: str
     highest: int
-    bids: int
+    price: int
+    started_at: float
+    ended_at: float
+    bids: int  #: how many bids were placed
 
 
-def history(path: str, limit: int = 20) -> Iterator[PastAuction]:
-    """Yield the newest ``limit`` auctions, newest first. Raises LedgerError."""
+_HISTORY_QUERY = (
+    "SELECT a.id, a.item, a.kind, a.min_price, a.buyers_requested, a.buyers_connected,"
+    " a.outcome, a.reason, a.winner, a.winner_address, a.seller_address, a.highest,"
+    " a.price, a.started_at, a.ended_at,"
+    " (SELECT count(*) FROM bids b WHERE b.auction_id = a.id)"
+    " FROM auctions a ORDER BY a.id DESC LIMIT ?"
+)
+
+
+def history(path: str, limit: int | None = 20) -> list[PastAuction]:
+    """Return the newest ``limit`` auctions (None: all), newest first.
+
+    Opens the file read-only and never creates or migrates it. Raises
+    LedgerError if there is no ledger at ``path`` or it cannot be read.
+    """
+    _check_path(path, must_exist=True)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        # A URI, for read-only mode; as_uri() escapes "?" and "#" in the path.
+        uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=1.0)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from None
     try:
-        rows = db.execute(
-            "SELECT a.id, a.ended_at, a.item, a.kind, a.outcome, a.reason, a.winner,"
-            " a.price, a.highest, (SELECT count(*) FROM bids b WHERE b.auction_id = a.id)"
-            " FROM auctions a ORDER BY a.id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        version = _version(db)
+        if version > SCHEMA_VERSION:
+            raise _newer(path, version)
+        if version == 0:
+            return []  # created but never set up: nothing recorded
+        rows = db.execute(_HISTORY_QUERY, (-1 if limit is None else limit,)).fetchall()
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc}") from None
     finally:
         db.close()
-    for row in rows:
-        yield PastAuction(*row)
+    return [PastAuction(*row) for row in rows]
