@@ -334,7 +334,8 @@ class Auction:
                 f"{type(event).__name__} from {role.value} not allowed in {self.state.value}"
             )
         self._now = now
-        self._actions = actions = []
+        actions: list[Action] = []
+        self._actions = actions
         getattr(self, name)(event)
         return actions
 

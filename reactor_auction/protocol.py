@@ -48,8 +48,11 @@ def parse_number(text: str) -> int:
     ``1_0``, `` 7`` and non-ASCII digits such as ``١٢٣``.
     Raises InvalidInput otherwise.
     """
-    raw = text.encode("utf-8", "surrogateescape")
-    if not 1 <= len(raw) <= MAX_DIGITS or not _DIGITS.issuperset(raw):
+    # isascii() first: encoding arbitrary text (a lone surrogate) could raise.
+    if not text.isascii() or not 1 <= len(text) <= MAX_DIGITS:
+        raise InvalidInput(f"not a number: {text!r}")
+    raw = text.encode("ascii")
+    if not _DIGITS.issuperset(raw):
         raise InvalidInput(f"not a number: {text!r}")
     return int(raw)
 
