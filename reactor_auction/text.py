@@ -58,3 +58,85 @@ def server_line(kind: str, args: tuple[object, ...]) -> str:
     if kind == "state" and args and args[0] in _BLANK_AFTER_STATES:
         text += "\n"
     return text
+
+
+# --- the client ---------------------------------------------------------------------
+#
+# TRANSCRIPTS.md, "Seller", "Buyer" and "Busy", line for line. A "\n" inside a
+# text is a blank line of the transcript. ``{item}`` and ``{price}`` are filled
+# from the server's message.
+
+CLIENT_TEXT: dict[str, str] = {
+    "connected": "Connected to the Auctioneer server.\n",
+    "busy": "Server is busy. Try to connect again later.",
+    # the seller
+    "role_seller": "Your role is: [Seller]",
+    "request_prompt": "Please submit auction request:",
+    "invalid_request": "Server: Invalid auction request!",
+    "start": "Server: Auction start.",
+    "seller_finished": "\nAuction finished!",
+    "sold": "Success! Your item {item} has been sold for ${price}.",
+    "seller_unsold": "Unfortunately, your item was not sold as all bids were below the "
+    "minimum price.",
+    # the buyer
+    "role_buyer": "Your role is: [Buyer]",
+    "waiting": "The Auctioneer is still waiting for other Buyers to connect...",
+    "bidding_starts": "\nThe bidding has started!",
+    "bid_prompt": "Please submit your bid:",
+    "invalid_bid": "Server: Invalid bid. Please submit a positive integer!",
+    "accepted": "Server: Bid received. Please wait...",
+    "notyet": "Server: Bidding has not started yet. Please wait.",
+    "buyer_finished": "\nServer: Auction finished!",
+    "won": "You won the item '{item}'! Your payment due is ${price}",
+    "lost": "Unfortunately you did not win in the last round.",
+    "buyer_unsold": "Unfortunately, the item was not sold as all bids were below the "
+    "minimum price.",
+    # both, after a result
+    "over": "Disconnecting from the Auctioneer server. Auction is over!",
+    # --- beyond the seed transcripts: one or two sentences each, same voice ---
+    "done_seller": "Server: Your auction request is already in. Please wait.",
+    "done_buyer": "Server: Your bid is already in. Please wait.",
+    "done_closed": "Server: Bidding is closed. Please wait.",
+    "cancelled_seller-left": "\nServer: Auction cancelled: the Seller left.",
+    "cancelled_shutdown": "\nServer: Auction cancelled: the Auctioneer is shutting down.",
+    "cancelled_server-error": "\nServer: Auction cancelled: the Auctioneer had an internal error.",
+    "cancelled": "\nServer: Auction cancelled ({reason}).",
+    "timeout": "\nServer: Time is up: no valid auction request arrived in time.",
+    "server_error_line-too-long": "Server: Your line was too long.",
+    "server_error": "Server: Protocol error ({reason}).",
+    "disconnecting": "Disconnecting from the Auctioneer server.",
+    "connection_lost": "The connection to the Auctioneer server was lost before the auction "
+    "was over.",
+    "protocol_error": "Protocol error: {detail}.\nDisconnecting from the Auctioneer server.",
+    "end_of_input": "End of input: leaving the auction before it is over.",
+    "interrupted": "Interrupted: leaving the Auctioneer server. Goodbye!",
+    "retry": "Trying again in {delay:g} seconds (retry {attempt} of {retries})...",
+    # cannot connect (standard error)
+    "refused": "Could not connect to the Auctioneer server at {where}: connection refused. "
+    "Is it running?",
+    "unknown_host": "Could not connect to the Auctioneer server: unknown host {host!r}.",
+    "connect_timeout": "Could not connect to the Auctioneer server at {where} within "
+    "{seconds:g} seconds.",
+    "connect_failed": "Could not connect to the Auctioneer server at {where}: {reason}.",
+    "internal_error": "auc_client: internal error: {detail}",
+}
+
+#: Exit status name (session.ExitStatus) -> its meaning, for ``auc_client --help``.
+CLIENT_EXIT_TEXT: dict[str, str] = {
+    "OK": "the auction ran to its result (sold, not sold, won, lost)",
+    "USAGE": "usage error",
+    "CANNOT_CONNECT": "cannot connect (refused, unknown host, unreachable, timed out)",
+    "BUSY": "the server is busy (after any --retry)",
+    "CANCELLED": "the auction was cancelled (seller left, server shut down or failed)",
+    "TIMED_OUT": "the server timed out waiting for the auction request",
+    "LOST": "the connection was lost before the result",
+    "PROTOCOL_ERROR": "the server sent something this client does not understand, or an ERROR",
+    "END_OF_INPUT": "standard input ended while an answer was still needed",
+    "INTERNAL": "internal error (a bug)",
+    "INTERRUPTED": "interrupted by Ctrl-C",
+}
+
+
+def client_text(kind: str, **fields: object) -> str:
+    """Return the client's text ``kind`` with ``fields`` filled in (it may span lines)."""
+    return CLIENT_TEXT[kind].format(**fields)
