@@ -1,0 +1,201 @@
+"""What every baseline server shares: the command line, the console, and the
+shell that drives the project's own sans-IO auction machine.
+
+For an honest comparison the baselines differ from ``auc_server`` only in how
+bytes move: the auction rules (``reactor_auction.auction.Auction``), the number
+rule and request grammar (``protocol``), the console wording (``text`` via
+``server.ConsoleLog``) and the limits (1024-byte lines, backlog 4096, 64 KiB of
+unread output, 2 s linger after a final line) are the project's own.
+
+The baselines keep no ledger: ``--ledger PATH`` and ``--no-ledger`` are
+accepted and ignored, and a result is released as soon as it is decided (which
+is what ``auc_server --no-ledger`` does too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+from reactor_auction.auction import (  # noqa: E402
+    Auction,
+    Close,
+    Departed,
+    Event,
+    Log,
+    Record,
+    Recorded,
+    Send,
+    Shutdown,
+    Tick,
+)
+from reactor_auction.reactor import (  # noqa: E402
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    raise_fd_limit,
+)
+from reactor_auction.server import FD_RESERVE, ConsoleLog, build_parser  # noqa: E402
+from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE  # noqa: E402
+
+__all__ = [
+    "BACKLOG", "LINGER_BYTES", "LINGER_SECONDS", "MAX_OUTPUT", "SHUTDOWN_GRACE",
+    "Link", "Options", "Shell", "parse_options", "strip_terminator",
+]
+
+#: The listen backlog, as auc_server's (service.AuctionService.listen).
+BACKLOG = 4096
+
+NO_LEDGER_NOTE = (
+    "This benchmark baseline keeps no ledger: --ledger PATH and --no-ledger are "
+    "accepted and ignored, and results are released at once."
+)
+
+
+class Options:
+    """The parsed command line of a baseline server."""
+
+    def __init__(self, args: argparse.Namespace, max_buyers: int, log: ConsoleLog) -> None:
+        self.host: str = args.host
+        self.port: int = args.port
+        self.request_timeout: float = args.request_timeout
+        self.bid_timeout: float = args.bid_timeout
+        self.max_output: int = args.max_output
+        self.verbose: bool = args.verbose
+        self.max_buyers = max_buyers  #: capped by the descriptor limit, as auc_server does
+        self.log = log
+
+    def auction(self) -> Auction:
+        """Return a fresh auction machine with these options."""
+        return Auction(
+            max_buyers=self.max_buyers,
+            request_timeout=self.request_timeout,
+            bid_timeout=self.bid_timeout,
+        )
+
+
+def parse_options(prog: str, what: str, argv: Sequence[str] | None = None) -> Options:
+    """Return the options of a baseline: exactly auc_server's command line.
+
+    Raises SystemExit(2) on a usage error, as argparse does.
+    """
+    parser = build_parser()
+    parser.prog = prog
+    parser.description = f"Benchmark baseline: the auction server on {what}. {NO_LEDGER_NOTE}"
+    parser.epilog = (
+        "Exit status: 0 stopped by SIGINT/SIGTERM; 2 usage error; 4 port cannot be opened."
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    log = ConsoleLog(quiet=args.quiet, verbose=args.verbose)
+    soft, _ = raise_fd_limit()
+    max_buyers = args.max_buyers
+    if max_buyers > soft - FD_RESERVE:
+        max_buyers = max(1, soft - FD_RESERVE)
+        log("fd_limit", (args.max_buyers, max_buyers))
+    return Options(args, max_buyers, log)
+
+
+def strip_terminator(line: bytes) -> bytes:
+    """Return a line read with its ``\\n`` (and one ``\\r`` before it) removed,
+    as framing.LineBuffer returns it."""
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1]
+
+
+class Link(Protocol):
+    """One client connection as the shell sees it."""
+
+    #: True once the machine has closed it (after its Close action): from
+    #: then on its input is discarded and no event about it is fed.
+    detached: bool
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data``; a failure becomes a departure later, never here."""
+
+    def finish(self) -> None:
+        """Flush, send FIN, linger briefly for the peer's, then close."""
+
+
+class Shell:
+    """Feeds events to one Auction and carries out its actions.
+
+    The same job as service.AuctionService._feed, minus the ledger: a
+    ``Record`` action is answered with ``Recorded`` at once. The caller
+    serialises calls (one event loop, or a lock).
+    """
+
+    def __init__(
+        self,
+        auction: Auction,
+        emit: Callable[[str, tuple[object, ...]], None],
+        arm: Callable[[float | None], None],
+    ) -> None:
+        """``arm(when)`` must call ``on_deadline`` at monotonic time ``when``
+        (None: cancel), replacing any earlier arming."""
+        self.auction = auction
+        self.emit = emit
+        self._arm = arm
+        self._armed: float | None = None
+        self.links: dict[int, Link] = {}
+        self._ids = itertools.count(1)
+        self.stopping = False
+
+    def add(self, link: Link) -> int:
+        """Register a new connection; return its number for the machine."""
+        conn = next(self._ids)
+        self.links[conn] = link
+        return conn
+
+    def lost(self, conn: int) -> None:
+        """The connection is closed: a departure unless the machine let go first."""
+        link = self.links.pop(conn, None)
+        if link is not None and not link.detached:
+            link.detached = True
+            self.feed(Departed(conn))
+
+    def shutdown(self) -> None:
+        """SIGINT/SIGTERM: every client is told ``CANCELLED shutdown``."""
+        self.stopping = True
+        self.emit("shutdown", ())
+        self.feed(Shutdown())
+
+    def on_deadline(self) -> None:
+        """The armed deadline is reached."""
+        self._armed = None
+        self.feed(Tick())
+
+    def feed(self, event: Event) -> None:
+        """Give ``event`` to the machine and carry out what it answers."""
+        actions = self.auction.handle(event, time.monotonic())
+        recorded = False
+        links = self.links
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                link = links.get(action.conn)  # type: ignore[union-attr]
+                if link is not None:
+                    link.send(action.data)  # type: ignore[union-attr]
+            elif kind is Close:
+                link = links.get(action.conn)  # type: ignore[union-attr]
+                if link is not None:
+                    link.detached = True
+                    link.finish()
+            elif kind is Log:
+                self.emit(action.kind, action.args)  # type: ignore[union-attr]
+            elif kind is Record:
+                recorded = True
+        deadline = self.auction.deadline
+        if deadline != self._armed:
+            self._armed = deadline
+            self._arm(deadline)
+        if recorded:
+            self.feed(Recorded())  # no ledger: "committed" at once
