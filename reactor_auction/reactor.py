@@ -14,6 +14,7 @@ close exactly once; an error on one connection closes that connection only.
 from __future__ import annotations
 
 import errno
+import functools
 import heapq
 import itertools
 import os
@@ -34,6 +35,9 @@ READ_SIZE = 65536
 LINGER_SECONDS = 2.0
 #: ...and how much of it to discard before giving up and closing anyway.
 LINGER_BYTES = 256 * 1024
+#: Cancelled timers are purged from the heap once there are more than this
+#: many and they are more than half of it.
+PURGE_MIN = 64
 
 _AGAIN = (BlockingIOError, InterruptedError)
 
@@ -56,21 +60,26 @@ class OutputOverflow(ConnectionError):
 class Timer:
     """A callback due at a monotonic time; ``cancel()`` drops it."""
 
-    __slots__ = ("when", "callback", "cancelled", "_seq")
+    __slots__ = ("when", "callback", "cancelled", "_seq", "_loop")
     _counter = itertools.count()
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(self, when: float, callback: Callable[[], None], loop: Loop | None = None) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
         self._seq = next(Timer._counter)
+        self._loop = loop  #: the loop whose heap holds it; None once out of it
 
     def __lt__(self, other: Timer) -> bool:
         return (self.when, self._seq) < (other.when, other._seq)
 
     def cancel(self) -> None:
-        """Do not run the callback (it stays in the heap until due, unseen)."""
-        self.cancelled = True
+        """Do not run the callback. It stays in the loop's heap, unseen,
+        until due or until the loop purges cancelled timers."""
+        if not self.cancelled:
+            self.cancelled = True
+            if self._loop is not None:
+                self._loop._timer_cancelled()
 
 
 class Loop:
@@ -83,6 +92,7 @@ class Loop:
         self._stopping = False
         self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
         self._signal_handlers: dict[int, Callable[[int], None]] = {}
+        self._cancelled = 0  # cancelled timers still in the heap
 
     # -- time and calls ---------------------------------------------------------
 
@@ -93,9 +103,24 @@ class Loop:
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` at monotonic time ``when``; return its Timer."""
-        timer = Timer(when, callback)
+        timer = Timer(when, callback, self)
         heapq.heappush(self._timers, timer)
         return timer
+
+    def _timer_cancelled(self) -> None:
+        """Count a cancelled timer; purge them once they are most of the heap.
+
+        A seller that connects and leaves at once leaves behind a cancelled
+        request deadline due minutes later: without the purge (asyncio has
+        the same), churning connections would grow the heap without bound.
+        """
+        self._cancelled += 1
+        timers = self._timers
+        if self._cancelled > PURGE_MIN and self._cancelled * 2 > len(timers):
+            # In place: run() may be popping from this very list.
+            timers[:] = [timer for timer in timers if not timer.cancelled]
+            heapq.heapify(timers)
+            self._cancelled = 0
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` after ``delay`` seconds; return its Timer."""
@@ -163,9 +188,11 @@ class Loop:
     def run(self) -> None:
         """Run until ``stop()``.
 
-        An exception from a callback closes the connection it came from (if
-        the callback belongs to a Stream) and the loop goes on;
-        ``FatalError`` and exceptions from other callbacks propagate.
+        An exception from a callback that belongs to a Stream (a descriptor
+        event, a deferred call or a timer) closes that stream, which reports
+        it to its handler, and the loop goes on. ``FatalError`` propagates;
+        so does any other exception, wrapped in FatalError, because it comes
+        from code that serves everyone (see ``_contain``).
         """
         self._stopping = False
         select = self._selector.select
@@ -180,14 +207,19 @@ class Loop:
                 timeout = None
             for key, mask in select(timeout):
                 self._dispatch(key.data, mask)
-            while ready:
-                ready.popleft()()
+            # Only the calls queued so far: one queued by a call runs on the
+            # next turn, after the descriptors had theirs (see call_soon).
+            for _ in range(len(ready)):
+                self._call(ready.popleft())
             if timers:
                 now = time.monotonic()
                 while timers and timers[0].when <= now:
                     timer = heapq.heappop(timers)
-                    if not timer.cancelled:
-                        timer.callback()
+                    timer._loop = None
+                    if timer.cancelled:
+                        self._cancelled -= 1
+                    else:
+                        self._call(timer.callback)
 
     @staticmethod
     def _dispatch(callback: Callable[[int], None], mask: int) -> None:
@@ -196,11 +228,16 @@ class Loop:
         except FatalError:
             raise
         except Exception as exc:
-            owner = getattr(callback, "__self__", None)
-            if isinstance(owner, Stream):
-                owner.abort(exc)
-            else:
-                raise
+            _contain(callback, exc)
+
+    @staticmethod
+    def _call(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except FatalError:
+            raise
+        except Exception as exc:
+            _contain(callback, exc)
 
     def close(self) -> None:
         """Release the selector and the signal sockets."""
@@ -214,6 +251,29 @@ class Loop:
 
 def _ignore_signal(signum: int, frame: object) -> None:
     """The Python-level handler: the work happens in the loop."""
+
+
+def _owner(callback: Callable[..., None]) -> object:
+    """Return the object a callback is a bound method of (through partial)."""
+    while isinstance(callback, functools.partial):
+        callback = callback.func
+    return getattr(callback, "__self__", None)
+
+
+def _contain(callback: Callable[..., None], exc: Exception) -> None:
+    """Deal with ``exc`` raised by a loop callback.
+
+    A Stream's callback: close that stream with ``exc`` (its handler's
+    ``connection_lost`` logs it), and the loop goes on. Raises FatalError
+    when the exception came from code serving everyone (the listener, the
+    signal reader, a service timer) or from a stream's close handler itself:
+    the program's own state is then in doubt.
+    """
+    owner = _owner(callback)
+    if isinstance(owner, Stream) and not owner.closed:
+        owner.abort(exc)
+        return
+    raise FatalError(f"{type(exc).__name__}: {exc}") from exc
 
 
 # --- streams ----------------------------------------------------------------------
@@ -278,6 +338,12 @@ class Stream:
         return self._closed
 
     @property
+    def closing(self) -> bool:
+        """True once ``finish``/``abort`` began or a write failed: nothing
+        more will be written, so input need not be handled any more."""
+        return self._finishing or self._closed
+
+    @property
     def pending_output(self) -> int:
         """Return the number of bytes written but not yet sent."""
         return len(self._wbuf)
@@ -291,6 +357,17 @@ class Stream:
         """Deliver input again."""
         self._reading = True
         self._update()
+
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the next turn of the loop as an event of this
+        stream: an exception from it closes this stream, as one from the
+        handler's own callbacks does. Not run if the stream is closed by then.
+        """
+        self._loop.call_soon(functools.partial(self._run_deferred, callback))
+
+    def _run_deferred(self, callback: Callable[[], None]) -> None:
+        if not self._closed:
+            callback()
 
     def write(self, data: bytes) -> None:
         """Send ``data`` now if possible; queue the rest.
@@ -328,6 +405,9 @@ class Stream:
         if not self._wbuf:
             self._shutdown_write()
         else:
+            # A peer that does not read could hold the descriptor for ever
+            # with the final line unsent: flushing gets LINGER_SECONDS too.
+            self._linger = self._loop.call_later(LINGER_SECONDS, self._linger_over)
             self._update()
 
     def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
@@ -413,12 +493,19 @@ class Stream:
             self._close(None)
             return
         self._update()
-        self._linger = self._loop.call_later(LINGER_SECONDS, lambda: self._close(None))
+        if self._linger is not None:
+            self._linger.cancel()
+        self._linger = self._loop.call_later(LINGER_SECONDS, self._linger_over)
+
+    def _linger_over(self) -> None:
+        """Flushing or draining took too long: close (an orderly end for the
+        handler, which let go of this stream when it called ``finish``)."""
+        self._close(None)
 
     def _fail_later(self, exc: BaseException) -> None:
-        """Close now; report on the next turn (see ``write``)."""
+        """Stop writing now; close and report on the next turn (see ``write``)."""
         self._wbuf.clear()
-        self._loop.call_soon(lambda: self._close(exc))
+        self._loop.call_soon(functools.partial(self._close, exc))
         self._finishing = True  # no more writes meanwhile
 
     def _close(self, exc: BaseException | None) -> None:
@@ -440,6 +527,8 @@ def format_peer(sock: socket.socket) -> str:
         address = sock.getpeername()
     except OSError:
         return "?"
+    if not isinstance(address, tuple):  # a Unix socket (tests use socketpair)
+        return str(address) or "?"
     host = str(address[0])
     if host.startswith("::ffff:"):
         host = host[7:]
@@ -486,6 +575,7 @@ class Listener:
         self._pause = pause
         self._on_exhausted = on_exhausted
         self._paused: Timer | None = None
+        self._exhausted = False  # reported, and no accept has succeeded since
         try:
             self._sock = _bind(host, port, backlog)
         except OSError as exc:
@@ -506,11 +596,14 @@ class Listener:
                     self._pause_accepting(exc)
                     return
                 continue  # ECONNABORTED and friends: that client is gone
+            self._exhausted = False
             self._on_accept(sock)
 
     def _pause_accepting(self, exc: OSError) -> None:
-        if self._on_exhausted is not None:
+        # Reported once per shortage, not at every retry.
+        if self._on_exhausted is not None and not self._exhausted:
             self._on_exhausted(exc)
+        self._exhausted = True
         self._loop.watch(self._sock, 0, self._on_readable)
         self._paused = self._loop.call_later(self._pause, self._resume)
 

@@ -39,6 +39,16 @@ Emit = Callable[[str, tuple[object, ...]], None]
 
 #: Unsent output a client may leave unread before it counts as departed.
 MAX_OUTPUT = 64 * 1024
+#: The kernel's send buffer for each client (it doubles this for its own
+#: bookkeeping). Left alone, Linux grows it up to tcp_wmem's maximum (4 MiB by
+#: default) for a client that does not read, so --max-output would only be
+#: reached after megabytes of kernel memory per connection. Server lines are
+#: short: this is ample for any client that reads.
+SEND_BUFFER = 64 * 1024
+#: Lines of one connection handled per turn of the loop. The rest wait in its
+#: LineBuffer (reading paused) until the other connections had their turn, so
+#: a client pipelining thousands of lines cannot stall everyone else.
+LINES_PER_TURN = 64
 #: First and longest wait before retrying a busy ledger.
 LEDGER_RETRY_FIRST = 0.02
 LEDGER_RETRY_MAX = 1.0
@@ -84,6 +94,7 @@ class AuctionService:
         self._retry_delay = LEDGER_RETRY_FIRST
         self._retry_timer: Timer | None = None
         self._stopping_since: float | None = None
+        self._failed = False  # the auction raised: feed it nothing more
 
     # -- start and stop ---------------------------------------------------------
 
@@ -115,12 +126,30 @@ class AuctionService:
         self._stop_when_idle()
 
     def abort_all(self) -> None:
-        """After a fatal error: tell every client ``CANCELLED server-error`` and
-        close; best effort, without the loop."""
+        """After a FatalError: tell every client ``CANCELLED server-error``,
+        then run the loop until those lines are flushed and the connections
+        closed (at most SHUTDOWN_GRACE seconds). Best effort: returns quietly
+        whatever goes wrong, the caller exits anyway."""
+        self._failed = True
+        self._pending = None
+        for timer in (self._deadline_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._listener is not None:
+            self._listener.close()
         line = protocol.encode("CANCELLED", "server-error")
         for conn in list(self._conns.values()):
-            conn.stream.write(line)
-            conn.stream.abort()
+            conn.detached = True
+            conn.stream.write(line)  # ignored by a stream already finishing
+            conn.stream.finish()
+        if not self._conns:
+            return
+        self._stopping_since = self._loop.time()
+        self._loop.call_later(SHUTDOWN_GRACE, self._loop.stop)
+        try:
+            self._loop.run()
+        except Exception:  # exiting anyway, and the first error is logged
+            pass
 
     @property
     def connections(self) -> int:
@@ -134,6 +163,10 @@ class AuctionService:
     # -- streams ----------------------------------------------------------------
 
     def _accept(self, sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass  # already reset by the peer: the first read will say so
         conn_id = next(self._ids)
         stream = Stream(self._loop, sock, self, tag=conn_id, max_output=self._max_output)
         self._conns[conn_id] = _Conn(stream)
@@ -142,13 +175,38 @@ class AuctionService:
 
     def data_received(self, stream: Stream, data: bytes) -> None:
         conn = self._conns[stream.tag]
+        conn.lines.feed(data)
+        self._take_lines(conn)
+
+    def _take_lines(self, conn: _Conn) -> None:
+        """Feed the machine the complete lines in ``conn``'s buffer, at most
+        LINES_PER_TURN of them; if more may be waiting, pause reading and
+        come back on the next turn."""
+        stream = conn.stream
         lines = conn.lines
-        lines.feed(data)
         try:
-            while not conn.detached and (line := lines.next_line()) is not None:
+            for _ in range(LINES_PER_TURN):
+                # A stream that is closing (its output overflowed, or the
+                # auction let go of it) gets no more replies: stop here.
+                if conn.detached or stream.closing:
+                    return
+                line = lines.next_line()
+                if line is None:
+                    return
                 self._feed(LineReceived(stream.tag, line))
         except FramingTooLong:
             self._feed(LineTooLong(stream.tag))
+            return
+        if not (conn.detached or stream.closing):
+            stream.pause_reading()
+            stream.defer(lambda: self._more_lines(conn))
+
+    def _more_lines(self, conn: _Conn) -> None:
+        """The next turn after ``_take_lines`` ran out of budget."""
+        if conn.detached or conn.stream.closing:
+            return
+        conn.stream.resume_reading()
+        self._take_lines(conn)
 
     def eof_received(self, stream: Stream) -> None:
         conn = self._conns[stream.tag]
@@ -168,27 +226,37 @@ class AuctionService:
     # -- the machine ------------------------------------------------------------
 
     def _feed(self, event: Event) -> None:
+        if self._failed:
+            return
         try:
             actions = self._auction.handle(event, self._loop.time())
         except Exception as exc:
+            # A bug in the auction's state: nothing it says can be trusted now.
+            self._failed = True
             raise FatalError(f"{type(exc).__name__}: {exc}") from exc
         record: AuctionRecord | None = None
         conns = self._conns
+        error: Exception | None = None
         for action in actions:
             kind = type(action)
-            if kind is Send:
-                conn = conns.get(action.conn)  # type: ignore[union-attr]
-                if conn is not None:
-                    conn.stream.write(action.data)  # type: ignore[union-attr]
-            elif kind is Close:
-                conn = conns.get(action.conn)  # type: ignore[union-attr]
-                if conn is not None:
-                    conn.detached = True
-                    conn.stream.finish()
-            elif kind is Log:
-                self._emit(action.kind, action.args)  # type: ignore[union-attr]
-            elif kind is Record:
-                record = action.record  # type: ignore[union-attr]
+            # One action failing must not skip the others (another client's
+            # final line and Close, the Record): the machine has moved on.
+            try:
+                if kind is Send:
+                    conn = conns.get(action.conn)  # type: ignore[union-attr]
+                    if conn is not None:
+                        conn.stream.write(action.data)  # type: ignore[union-attr]
+                elif kind is Close:
+                    conn = conns.get(action.conn)  # type: ignore[union-attr]
+                    if conn is not None:
+                        conn.detached = True
+                        conn.stream.finish()
+                elif kind is Log:
+                    self._emit(action.kind, action.args)  # type: ignore[union-attr]
+                elif kind is Record:
+                    record = action.record  # type: ignore[union-attr]
+            except Exception as exc:
+                error = error or exc
         self._arm_deadline()
         if record is not None:
             # A newer record (shutdown cancelling a pending result) replaces
@@ -199,6 +267,10 @@ class AuctionService:
                 self._retry_timer.cancel()
                 self._retry_timer = None
             self._commit()
+        if error is not None:
+            # Now that the machine's actions are all carried out: the loop
+            # closes the connection whose event this was (Loop._contain).
+            raise error
 
     def _arm_deadline(self) -> None:
         when = self._auction.deadline
