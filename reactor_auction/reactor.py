@@ -60,18 +60,13 @@ class OutputOverflow(ConnectionError):
 class Timer:
     """A callback due at a monotonic time; ``cancel()`` drops it."""
 
-    __slots__ = ("when", "callback", "cancelled", "_seq", "_loop")
-    _counter = itertools.count()
+    __slots__ = ("when", "callback", "cancelled", "_loop")
 
     def __init__(self, when: float, callback: Callable[[], None], loop: Loop | None = None) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
-        self._seq = next(Timer._counter)
         self._loop = loop  #: the loop whose heap holds it; None once out of it
-
-    def __lt__(self, other: Timer) -> bool:
-        return (self.when, self._seq) < (other.when, other._seq)
 
     def cancel(self) -> None:
         """Do not run the callback. It stays in the loop's heap, unseen,
@@ -87,7 +82,10 @@ class Loop:
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
-        self._timers: list[Timer] = []
+        # Heap entries are (when, sequence, timer): tuples compare in C, and
+        # the sequence keeps timers due at the same time in order.
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._sequence = itertools.count()
         self._ready: deque[Callable[[], None]] = deque()
         self._stopping = False
         self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
@@ -104,7 +102,7 @@ class Loop:
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` at monotonic time ``when``; return its Timer."""
         timer = Timer(when, callback, self)
-        heapq.heappush(self._timers, timer)
+        heapq.heappush(self._timers, (when, next(self._sequence), timer))
         return timer
 
     def _timer_cancelled(self) -> None:
@@ -118,7 +116,7 @@ class Loop:
         timers = self._timers
         if self._cancelled > PURGE_MIN and self._cancelled * 2 > len(timers):
             # In place: run() may be popping from this very list.
-            timers[:] = [timer for timer in timers if not timer.cancelled]
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]
             heapq.heapify(timers)
             self._cancelled = 0
 
@@ -148,6 +146,20 @@ class Loop:
             self._selector.unregister(fileobj)
         elif key.events != events or key.data is not callback:
             self._selector.modify(fileobj, events, callback)
+
+    def rewatch(self, fd: int, old: int, new: int, callback: Callable[[int], None]) -> None:
+        """Change what ``fd`` is watched for from ``old`` to ``new`` events.
+
+        For callers that track their own mask (Stream): no lookup of the
+        current registration, whose miss would cost a KeyError that formats
+        the socket's repr (seen as 20 % of a connection storm's profile).
+        """
+        if not old:
+            self._selector.register(fd, new, callback)
+        elif not new:
+            self._selector.unregister(fd)
+        else:
+            self._selector.modify(fd, new, callback)
 
     # -- signals ----------------------------------------------------------------
 
@@ -202,7 +214,7 @@ class Loop:
             if ready:
                 timeout: float | None = 0
             elif timers:
-                timeout = max(0.0, timers[0].when - time.monotonic())
+                timeout = max(0.0, timers[0][0] - time.monotonic())
             else:
                 timeout = None
             for key, mask in select(timeout):
@@ -213,8 +225,8 @@ class Loop:
                 self._call(ready.popleft())
             if timers:
                 now = time.monotonic()
-                while timers and timers[0].when <= now:
-                    timer = heapq.heappop(timers)
+                while timers and timers[0][0] <= now:
+                    timer = heapq.heappop(timers)[2]
                     timer._loop = None
                     if timer.cancelled:
                         self._cancelled -= 1
@@ -302,7 +314,7 @@ class Stream:
     """
 
     __slots__ = (
-        "tag", "_loop", "_sock", "_handler", "_wbuf", "_max_output", "_reading",
+        "tag", "_loop", "_sock", "_fd", "_handler", "_wbuf", "_max_output", "_reading",
         "_eof", "_finishing", "_closed", "_mask", "_linger", "_discarded", "peer",
     )
 
@@ -314,10 +326,16 @@ class Stream:
         *,
         tag: int = 0,
         max_output: int | None = None,
+        send_buffer: int | None = None,
     ) -> None:
+        """Take over ``sock``. ``max_output`` caps unsent output (exceeding it
+        closes the stream as lost); ``send_buffer`` caps the kernel's send
+        buffer too, which Linux would otherwise grow to megabytes for a peer
+        that does not read."""
         self.tag = tag  #: the owner's name for this connection
         self._loop = loop
         self._sock = sock
+        self._fd = sock.fileno()
         self._handler = handler
         self._wbuf = bytearray()
         self._max_output = max_output
@@ -330,6 +348,15 @@ class Stream:
         self._discarded = 0
         self.peer = format_peer(sock)
         sock.setblocking(False)
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                # Lines are small and each is a whole message: send at once
+                # rather than wait for the peer's delayed ACK (Nagle).
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if send_buffer is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        except OSError:
+            pass  # already reset by the peer: the first read will say so
         self._update()
 
     @property
@@ -437,8 +464,8 @@ class Stream:
         if self._wbuf:
             mask |= selectors.EVENT_WRITE
         if mask != self._mask:
+            self._loop.rewatch(self._fd, self._mask, mask, self._on_event)
             self._mask = mask
-            self._loop.watch(self._sock, mask, self._on_event)
 
     def _on_event(self, mask: int) -> None:
         if mask & selectors.EVENT_WRITE:
@@ -493,9 +520,8 @@ class Stream:
             self._close(None)
             return
         self._update()
-        if self._linger is not None:
-            self._linger.cancel()
-        self._linger = self._loop.call_later(LINGER_SECONDS, self._linger_over)
+        if self._linger is None:  # flushing and draining share one deadline
+            self._linger = self._loop.call_later(LINGER_SECONDS, self._linger_over)
 
     def _linger_over(self) -> None:
         """Flushing or draining took too long: close (an orderly end for the
@@ -515,7 +541,7 @@ class Stream:
         if self._linger is not None:
             self._linger.cancel()
         if self._mask:
-            self._loop.watch(self._sock, 0, self._on_event)  # unregister before close
+            self._loop.rewatch(self._fd, self._mask, 0, self._on_event)  # unregister before close
             self._mask = 0
         self._sock.close()
         self._handler.connection_lost(self, exc)

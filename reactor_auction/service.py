@@ -163,12 +163,11 @@ class AuctionService:
     # -- streams ----------------------------------------------------------------
 
     def _accept(self, sock: socket.socket) -> None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-        except OSError:
-            pass  # already reset by the peer: the first read will say so
         conn_id = next(self._ids)
-        stream = Stream(self._loop, sock, self, tag=conn_id, max_output=self._max_output)
+        stream = Stream(
+            self._loop, sock, self, tag=conn_id, max_output=self._max_output,
+            send_buffer=SEND_BUFFER,
+        )
         self._conns[conn_id] = _Conn(stream)
         self._emit("opened", (conn_id, stream.peer))
         self._feed(Connected(conn_id, stream.peer))
@@ -235,26 +234,32 @@ class AuctionService:
             self._failed = True
             raise FatalError(f"{type(exc).__name__}: {exc}") from exc
         record: AuctionRecord | None = None
-        conns = self._conns
         error: Exception | None = None
+        # Lines for one connection in one batch go out in one send() (ROLE
+        # and WAITING, INVALID and the prompt again, ACCEPTED and a result):
+        # the system call, not the bytes, is what costs.
+        batch: dict[int, bytes] = {}
         for action in actions:
-            kind = type(action)
             # One action failing must not skip the others (another client's
             # final line and Close, the Record): the machine has moved on.
             try:
-                if kind is Send:
-                    conn = conns.get(action.conn)  # type: ignore[union-attr]
-                    if conn is not None:
-                        conn.stream.write(action.data)  # type: ignore[union-attr]
-                elif kind is Close:
-                    conn = conns.get(action.conn)  # type: ignore[union-attr]
+                if isinstance(action, Send):
+                    batch[action.conn] = batch.get(action.conn, b"") + action.data
+                elif isinstance(action, Close):
+                    self._write(action.conn, batch.pop(action.conn, b""))
+                    conn = self._conns.get(action.conn)
                     if conn is not None:
                         conn.detached = True
                         conn.stream.finish()
-                elif kind is Log:
-                    self._emit(action.kind, action.args)  # type: ignore[union-attr]
-                elif kind is Record:
-                    record = action.record  # type: ignore[union-attr]
+                elif isinstance(action, Log):
+                    self._emit(action.kind, action.args)
+                elif isinstance(action, Record):
+                    record = action.record
+            except Exception as exc:
+                error = error or exc
+        for conn_id, data in batch.items():
+            try:
+                self._write(conn_id, data)
             except Exception as exc:
                 error = error or exc
         self._arm_deadline()
@@ -271,6 +276,12 @@ class AuctionService:
             # Now that the machine's actions are all carried out: the loop
             # closes the connection whose event this was (Loop._contain).
             raise error
+
+    def _write(self, conn_id: int, data: bytes) -> None:
+        """Write ``data`` to a connection that is still open (else drop it)."""
+        conn = self._conns.get(conn_id)
+        if conn is not None and data:
+            conn.stream.write(data)
 
     def _arm_deadline(self) -> None:
         when = self._auction.deadline
