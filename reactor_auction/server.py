@@ -46,8 +46,14 @@ class ConsoleLog:
             return
         else:
             stream = sys.stdout
-        stream.write(text.server_line(kind, args) + "\n")
-        stream.flush()
+        try:
+            stream.write(text.server_line(kind, args) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            # The console went away (`auc_server ... | head -1`, a closed
+            # terminal): the auction must go on without it.
+            if stream is sys.stdout:
+                self.quiet = True
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SERVER_BIN, WAIT, RawClient, ServerProcess
+from conftest import SERVER_BIN, WAIT, RawClient, ServerProcess, free_port
 
 OURS = not os.environ.get("AUC_SERVER")
 ours_only = pytest.mark.skipif(
@@ -770,6 +770,38 @@ def test_quiet_prints_nothing(start_server: Start, connect: Connect) -> None:
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0
     assert server.output == [] and server.errors == []
+
+
+@ours_only
+def test_console_gone_does_not_stop_the_auction(connect: Connect) -> None:
+    """`auc_server PORT | head -1`: standard output breaks after one line."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER_BIN), str(port), "--no-ledger"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert b"Auctioneer is ready" in proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away: the next print gets EPIPE
+        seller = connect(port)
+        seller.expect(b"ROLE SELLER", b"REQUEST")
+        seller.send(b"1 10 1 Lamp\n")
+        seller.expect(b"START")
+        buyer = connect(port)
+        buyer.expect(b"ROLE BUYER 1", b"BID")
+        bid(buyer, 25)
+        final(buyer, b"WON 25 Lamp")
+        final(seller, b"SOLD 25 Lamp")
+        seller.close()
+        buyer.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
 
 
 # === options =================================================================
