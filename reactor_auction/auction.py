@@ -32,6 +32,11 @@ from .protocol import InvalidInput, Request, encode
 class State(enum.Enum):
     """The four states of PROTOCOL.md."""
 
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C, instead of Enum's Python-level hash of the name (every event looks
+    # up the transition table with a state and a role in its key).
+    __hash__ = object.__hash__
+
     WAITING_SELLER = "waiting-seller"
     WAITING_BUYERS = "waiting-buyers"
     BIDDING = "bidding"
@@ -40,6 +45,11 @@ class State(enum.Enum):
 
 class Role(enum.Enum):
     """Who an event is about."""
+
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C, instead of Enum's Python-level hash of the name (every event looks
+    # up the transition table with a state and a role in its key).
+    __hash__ = object.__hash__
 
     NEW = "new"  # a connection the machine has not seen
     SELLER = "seller"

@@ -326,12 +326,9 @@ class Stream:
         *,
         tag: int = 0,
         max_output: int | None = None,
-        send_buffer: int | None = None,
     ) -> None:
-        """Take over ``sock``. ``max_output`` caps unsent output (exceeding it
-        closes the stream as lost); ``send_buffer`` caps the kernel's send
-        buffer too, which Linux would otherwise grow to megabytes for a peer
-        that does not read."""
+        """Take over ``sock``. ``max_output`` caps unsent output: exceeding it
+        closes the stream as lost."""
         self.tag = tag  #: the owner's name for this connection
         self._loop = loop
         self._sock = sock
@@ -348,15 +345,6 @@ class Stream:
         self._discarded = 0
         self.peer = format_peer(sock)
         sock.setblocking(False)
-        try:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                # Lines are small and each is a whole message: send at once
-                # rather than wait for the peer's delayed ACK (Nagle).
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if send_buffer is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        except OSError:
-            pass  # already reset by the peer: the first read will say so
         self._update()
 
     @property
@@ -594,7 +582,16 @@ class Listener:
         max_per_wake: int = 128,
         pause: float = 0.1,
         on_exhausted: Callable[[OSError], None] | None = None,
+        send_buffer: int | None = None,
     ) -> None:
+        """Listen on ``host``:``port``. Raises ListenError.
+
+        ``send_buffer`` caps the kernel's send buffer of every accepted
+        socket, which Linux would otherwise grow to megabytes for a peer that
+        does not read. Like TCP_NODELAY, it is set once on the listening
+        socket, and accepted sockets inherit it (Linux): no system call per
+        connection.
+        """
         self._loop = loop
         self._on_accept = on_accept
         self._max_per_wake = max_per_wake
@@ -607,6 +604,9 @@ class Listener:
         except OSError as exc:
             raise ListenError(exc.errno, exc.strerror) from None
         self._sock.setblocking(False)
+        _no_delay(self._sock)
+        if send_buffer is not None:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port: int = self._sock.getsockname()[1]
         loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
 
@@ -648,6 +648,15 @@ class Listener:
             self._sock.close()
 
 
+def _no_delay(sock: socket.socket) -> None:
+    """Send each write at once: lines are small and each is a whole message,
+    so waiting for the peer's delayed ACK (Nagle) only adds latency."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # not TCP
+
+
 def _bind(host: str, port: int, backlog: int) -> socket.socket:
     """Return a listening socket; "" means every interface, IPv6 too if possible."""
     if host in ("", "::") and socket.has_dualstack_ipv6():
@@ -671,6 +680,7 @@ def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
     """
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setblocking(False)
+    _no_delay(sock)
     return sock
 
 

@@ -107,6 +107,7 @@ class AuctionService:
             self._accept,
             backlog=backlog,
             on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
+            send_buffer=SEND_BUFFER,
         )
         return self._listener
 
@@ -164,10 +165,7 @@ class AuctionService:
 
     def _accept(self, sock: socket.socket) -> None:
         conn_id = next(self._ids)
-        stream = Stream(
-            self._loop, sock, self, tag=conn_id, max_output=self._max_output,
-            send_buffer=SEND_BUFFER,
-        )
+        stream = Stream(self._loop, sock, self, tag=conn_id, max_output=self._max_output)
         self._conns[conn_id] = _Conn(stream)
         self._emit("opened", (conn_id, stream.peer))
         self._feed(Connected(conn_id, stream.peer))
