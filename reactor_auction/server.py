@@ -110,13 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def max_buyers_allowed(requested: int, log: ConsoleLog) -> int:
+    """Raise the descriptor limit as far as it goes; return ``requested``
+    lowered (with a warning) to what that limit allows."""
+    soft, _ = raise_fd_limit()
+    if requested <= soft - FD_RESERVE:
+        return requested
+    allowed = max(1, soft - FD_RESERVE)
+    log("fd_limit", (requested, allowed))
+    return allowed
+
+
 def _serve(args: argparse.Namespace) -> int:
     log = ConsoleLog(quiet=args.quiet, verbose=args.verbose)
-    soft, _ = raise_fd_limit()
-    max_buyers = args.max_buyers
-    if max_buyers > soft - FD_RESERVE:
-        max_buyers = max(1, soft - FD_RESERVE)
-        log("fd_limit", (args.max_buyers, max_buyers))
+    max_buyers = max_buyers_allowed(args.max_buyers, log)
     ledger = None
     if not args.no_ledger:
         try:

@@ -38,12 +38,8 @@ from reactor_auction.auction import (  # noqa: E402
     Shutdown,
     Tick,
 )
-from reactor_auction.reactor import (  # noqa: E402
-    LINGER_BYTES,
-    LINGER_SECONDS,
-    raise_fd_limit,
-)
-from reactor_auction.server import FD_RESERVE, ConsoleLog, build_parser  # noqa: E402
+from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS  # noqa: E402
+from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed  # noqa: E402
 from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE  # noqa: E402
 
 __all__ = [
@@ -95,12 +91,7 @@ def parse_options(prog: str, what: str, argv: Sequence[str] | None = None) -> Op
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     log = ConsoleLog(quiet=args.quiet, verbose=args.verbose)
-    soft, _ = raise_fd_limit()
-    max_buyers = args.max_buyers
-    if max_buyers > soft - FD_RESERVE:
-        max_buyers = max(1, soft - FD_RESERVE)
-        log("fd_limit", (args.max_buyers, max_buyers))
-    return Options(args, max_buyers, log)
+    return Options(args, max_buyers_allowed(args.max_buyers, log), log)
 
 
 def strip_terminator(line: bytes) -> bytes:
