@@ -170,6 +170,42 @@ class AuctionError(RuntimeError):
     """An event the transition table does not allow: a bug in the caller."""
 
 
+#: What a shell tells every client when the machine itself failed (raised):
+#: nothing the machine says can be trusted any more, so the auction is over.
+SERVER_ERROR_LINE = encode("CANCELLED", "server-error")
+
+
+def coalesce(actions: Sequence[Action]) -> list[Action]:
+    """Return ``actions`` with each connection's Sends merged into one.
+
+    A connection's merged Send stands where its first Send stood; a Close
+    ends the run (bytes after it would be dropped anyway) and a Record is a
+    barrier (nothing moves across it), so what reaches each connection, and
+    when relative to the ledger, is unchanged. One Send per connection means
+    one system call: ROLE and WAITING, INVALID and the prompt again,
+    ACCEPTED and a result each travel together.
+    """
+    merged: list[Action] = []
+    open_send: dict[int, int] = {}  # conn -> index of its Send in merged
+    for action in actions:
+        if isinstance(action, Send):
+            index = open_send.get(action.conn)
+            if index is None:
+                open_send[action.conn] = len(merged)
+                merged.append(action)
+            else:
+                first = merged[index]
+                assert isinstance(first, Send)
+                merged[index] = Send(action.conn, first.data + action.data)
+            continue
+        if isinstance(action, Close):
+            open_send.pop(action.conn, None)
+        elif isinstance(action, Record):
+            open_send.clear()
+        merged.append(action)
+    return merged
+
+
 # --- the outcome rule ----------------------------------------------------------
 
 

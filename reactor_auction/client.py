@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -36,7 +35,7 @@ from collections.abc import Sequence
 from . import __version__, text
 from .cli import non_negative_int, port_number, positive_seconds
 from .framing import LineBuffer, LineTooLong
-from .reactor import FatalError, FdReader, Loop, Stream, Timer, connect
+from .reactor import FatalError, Loop, Stream, Timer, connect, input_reader
 from .session import ExitStatus, Output, Session
 
 #: First wait before connecting again after BUSY; it doubles up to RETRY_MAX.
@@ -75,45 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _FileReader(FdReader):
-    """FdReader for input the selector cannot watch (a regular file,
-    ``/dev/null``): reading it never blocks, so the reads run as deferred
-    calls of the loop, one per turn, while resumed."""
-
-    _scheduled = False
-
-    def resume(self) -> None:
-        """Read on the next turns of the loop until paused or at EOF."""
-        if not self.eof:
-            self._watching = True
-            self._schedule()
-
-    def pause(self) -> None:
-        """Stop reading."""
-        self._watching = False
-
-    def _schedule(self) -> None:
-        if self._watching and not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._read)
-
-    def _read(self) -> None:
-        self._scheduled = False
-        if self._watching:
-            self._on_readable(0)  # FdReader's: read once, report data or EOF
-            self._schedule()
-
-
-def _pollable(fd: int) -> bool:
-    """Return True if the selector can watch ``fd`` (epoll refuses regular files)."""
-    with selectors.DefaultSelector() as probe:
-        try:
-            probe.register(fd, selectors.EVENT_READ)
-        except (OSError, ValueError):
-            return False
-    return True
-
-
 class Client:
     """Runs sessions over the loop: connects, retries while busy, carries
     each Output out (text to standard output, lines to the server, standard
@@ -142,8 +102,7 @@ class Client:
         self._lines = LineBuffer()
         self._retry_timer: Timer | None = None
         self._input = LineBuffer(MAX_INPUT_LINE)
-        reader = FdReader if _pollable(stdin_fd) else _FileReader
-        self._reader = reader(loop, stdin_fd, self._stdin_data, self._stdin_eof)
+        self._reader = input_reader(loop, stdin_fd, self._stdin_data, self._stdin_eof)
 
     # -- connecting -------------------------------------------------------------
 

@@ -125,7 +125,8 @@ class Loop:
         return self.call_at(time.monotonic() + delay, callback)
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the next turn of the loop, after current events.
+        """Run ``callback`` soon: after the descriptor events of this turn
+        (or of the next, if queued by another deferred call).
 
         Used to report a failed write to its handler without re-entering the
         code that was writing.
@@ -283,7 +284,12 @@ def _contain(callback: Callable[..., None], exc: Exception) -> None:
     """
     owner = _owner(callback)
     if isinstance(owner, Stream) and not owner.closed:
-        owner.abort(exc)
+        try:
+            owner.abort(exc)
+        except FatalError:
+            raise
+        except Exception as again:  # the close handler itself failed
+            raise FatalError(f"{type(again).__name__}: {again}") from again
         return
     raise FatalError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -374,7 +380,7 @@ class Stream:
         self._update()
 
     def defer(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the next turn of the loop as an event of this
+        """Run ``callback`` soon (see ``Loop.call_soon``) as an event of this
         stream: an exception from it closes this stream, as one from the
         handler's own callbacks does. Not run if the stream is closed by then.
         """
@@ -412,7 +418,12 @@ class Stream:
 
     def finish(self) -> None:
         """Flush what was written, shut down the write side, drain input
-        briefly (discarding it), then close."""
+        briefly (discarding it), then close.
+
+        May close at once, and so call the handler's ``connection_lost``
+        before returning (nothing left to flush and the peer's EOF already
+        seen): a caller must treat the stream as let go of before calling.
+        """
         if self._closed or self._finishing:
             return
         self._finishing = True
@@ -427,7 +438,8 @@ class Stream:
 
     def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
         """Close now, dropping unsent output; ``reset`` sends a TCP RST, which
-        tells the peer unmistakably that this side left."""
+        tells the peer unmistakably that this side left. Calls the handler's
+        ``connection_lost`` before returning."""
         if self._closed:
             return
         if reset:
@@ -470,8 +482,18 @@ class Stream:
             self._close(exc)
             return
         if self._finishing:
+            if not data:
+                # The peer half-closed; it may still be reading its final
+                # line, so a pending tail is flushed first (_shutdown_write
+                # closes once it is drained).
+                self._eof = True
+                if self._wbuf:
+                    self._update()
+                else:
+                    self._close(None)
+                return
             self._discarded += len(data)
-            if not data or self._discarded > LINGER_BYTES:
+            if self._discarded > LINGER_BYTES:
                 self._close(None)
             return
         if not data:
@@ -519,8 +541,9 @@ class Stream:
     def _fail_later(self, exc: BaseException) -> None:
         """Stop writing now; close and report on the next turn (see ``write``)."""
         self._wbuf.clear()
-        self._loop.call_soon(functools.partial(self._close, exc))
         self._finishing = True  # no more writes meanwhile
+        self._update()  # nor a stale EVENT_WRITE this turn
+        self._loop.call_soon(functools.partial(self._close, exc))
 
     def _close(self, exc: BaseException | None) -> None:
         if self._closed:
@@ -600,13 +623,9 @@ class Listener:
         self._paused: Timer | None = None
         self._exhausted = False  # reported, and no accept has succeeded since
         try:
-            self._sock = _bind(host, port, backlog)
+            self._sock = _bind(host, port, backlog, send_buffer)
         except OSError as exc:
             raise ListenError(exc.errno, exc.strerror) from None
-        self._sock.setblocking(False)
-        _no_delay(self._sock)
-        if send_buffer is not None:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port: int = self._sock.getsockname()[1]
         loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
 
@@ -657,15 +676,29 @@ def _no_delay(sock: socket.socket) -> None:
         pass  # not TCP
 
 
-def _bind(host: str, port: int, backlog: int) -> socket.socket:
-    """Return a listening socket; "" means every interface, IPv6 too if possible."""
+def _bind(host: str, port: int, backlog: int, send_buffer: int | None) -> socket.socket:
+    """Return a non-blocking listening socket with the options its accepted
+    sockets inherit; "" means every interface, IPv6 too if possible.
+    Raises OSError (the socket is closed then)."""
     if host in ("", "::") and socket.has_dualstack_ipv6():
-        return socket.create_server(
+        sock = socket.create_server(
             ("::", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
         )
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    return socket.create_server(address[:2], family=family, backlog=backlog)
+    else:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, address = infos[0]
+        sock = socket.create_server(address[:2], family=family, backlog=backlog)
+    try:
+        sock.setblocking(False)
+        _no_delay(sock)
+        if send_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 # --- clients ----------------------------------------------------------------------
@@ -730,6 +763,49 @@ class FdReader:
             self._on_eof()
             return
         self._on_data(data)
+
+
+class _FileReader(FdReader):
+    """FdReader for input the selector cannot watch (a regular file,
+    ``/dev/null``): reading it never blocks, so the reads run as deferred
+    calls of the loop, one per turn, while resumed."""
+
+    _scheduled = False
+
+    def resume(self) -> None:
+        """Read on the next turns of the loop until paused or at EOF."""
+        if not self.eof:
+            self._watching = True
+            self._schedule()
+
+    def pause(self) -> None:
+        """Stop reading."""
+        self._watching = False
+
+    def _schedule(self) -> None:
+        if self._watching and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._read)
+
+    def _read(self) -> None:
+        self._scheduled = False
+        if self._watching:
+            self._on_readable(0)  # FdReader's: read once, report data or EOF
+            self._schedule()
+
+
+def input_reader(
+    loop: Loop, fd: int, on_data: Callable[[bytes], None], on_eof: Callable[[], None]
+) -> FdReader:
+    """Return a reader of ``fd`` (standard input) for ``loop``: watched by the
+    selector where it can be (a terminal, a pipe), read on deferred calls
+    where it cannot (epoll refuses a regular file or ``/dev/null``)."""
+    with selectors.DefaultSelector() as probe:
+        try:
+            probe.register(fd, selectors.EVENT_READ)
+        except (OSError, ValueError):
+            return _FileReader(loop, fd, on_data, on_eof)
+    return FdReader(loop, fd, on_data, on_eof)
 
 
 def raise_fd_limit() -> tuple[int, int]:

@@ -16,7 +16,7 @@ from . import __version__, text
 from .auction import Auction
 from .cli import non_negative_int, port_number, positive_int, positive_seconds
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
-from .reactor import FatalError, ListenError, Loop, raise_fd_limit
+from .reactor import ListenError, Loop, raise_fd_limit
 from .service import AuctionService
 
 EXIT_OK = 0
@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     service = AuctionService(loop, auction, log, ledger=ledger, max_output=args.max_output)
     try:
         listener = service.listen(args.host, args.port)
-    except (ListenError, OSError) as exc:
+    except ListenError as exc:
         print(
             f"auc_server: cannot listen on port {args.port}: {exc.strerror or exc}",
             file=sys.stderr,
@@ -148,12 +148,11 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_LISTEN
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.shutdown)
-    if args.verbose:
-        print(f"Listening on {args.host or '*'}:{listener.port}", flush=True)
+    log("listening", (args.host or "*", listener.port))
     log("ready", ())
     try:
         loop.run()
-    except FatalError as exc:
+    except Exception as exc:  # FatalError, or a bug in the loop itself
         log("fatal", (exc,))
         service.abort_all()
         return EXIT_INTERNAL

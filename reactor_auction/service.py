@@ -11,8 +11,8 @@ import itertools
 import socket
 from collections.abc import Callable
 
-from . import protocol
 from .auction import (
+    SERVER_ERROR_LINE,
     Auction,
     AuctionRecord,
     Close,
@@ -28,6 +28,7 @@ from .auction import (
     Send,
     Shutdown,
     Tick,
+    coalesce,
 )
 from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
@@ -89,7 +90,6 @@ class AuctionService:
         self._ids = itertools.count(1)
         self._listener: Listener | None = None
         self._deadline_timer: Timer | None = None
-        self._deadline_when: float | None = None
         self._pending: AuctionRecord | None = None
         self._retry_delay = LEDGER_RETRY_FIRST
         self._retry_timer: Timer | None = None
@@ -138,7 +138,7 @@ class AuctionService:
                 timer.cancel()
         if self._listener is not None:
             self._listener.close()
-        line = protocol.encode("CANCELLED", "server-error")
+        line = SERVER_ERROR_LINE
         for conn in list(self._conns.values()):
             conn.detached = True
             conn.stream.write(line)  # ignored by a stream already finishing
@@ -233,31 +233,24 @@ class AuctionService:
             raise FatalError(f"{type(exc).__name__}: {exc}") from exc
         record: AuctionRecord | None = None
         error: Exception | None = None
-        # Lines for one connection in one batch go out in one send() (ROLE
-        # and WAITING, INVALID and the prompt again, ACCEPTED and a result):
-        # the system call, not the bytes, is what costs.
-        batch: dict[int, bytes] = {}
-        for action in actions:
+        conns = self._conns
+        for action in coalesce(actions):
             # One action failing must not skip the others (another client's
             # final line and Close, the Record): the machine has moved on.
             try:
                 if isinstance(action, Send):
-                    batch[action.conn] = batch.get(action.conn, b"") + action.data
-                elif isinstance(action, Close):
-                    self._write(action.conn, batch.pop(action.conn, b""))
-                    conn = self._conns.get(action.conn)
+                    conn = conns.get(action.conn)
                     if conn is not None:
-                        conn.detached = True
+                        conn.stream.write(action.data)
+                elif isinstance(action, Close):
+                    conn = conns.get(action.conn)
+                    if conn is not None:
+                        conn.detached = True  # first: finish() may close at once
                         conn.stream.finish()
                 elif isinstance(action, Log):
                     self._emit(action.kind, action.args)
                 elif isinstance(action, Record):
                     record = action.record
-            except Exception as exc:
-                error = error or exc
-        for conn_id, data in batch.items():
-            try:
-                self._write(conn_id, data)
             except Exception as exc:
                 error = error or exc
         self._arm_deadline()
@@ -271,30 +264,24 @@ class AuctionService:
                 self._retry_timer = None
             self._commit()
         if error is not None:
-            # Now that the machine's actions are all carried out: the loop
-            # closes the connection whose event this was (Loop._contain).
+            # Now that the machine's actions are all carried out: raised from
+            # a connection's event, the loop closes that connection; from
+            # anything else (a deadline, the ledger, accept, a signal) it
+            # becomes a FatalError (Loop._contain).
             raise error
 
-    def _write(self, conn_id: int, data: bytes) -> None:
-        """Write ``data`` to a connection that is still open (else drop it)."""
-        conn = self._conns.get(conn_id)
-        if conn is not None and data:
-            conn.stream.write(data)
-
     def _arm_deadline(self) -> None:
+        """Keep one timer at the machine's deadline (none when it has none)."""
         when = self._auction.deadline
-        if when == self._deadline_when:
+        timer = self._deadline_timer
+        if (timer.when if timer is not None else None) == when:
             return
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
-            self._deadline_timer = None
-        self._deadline_when = when
-        if when is not None:
-            self._deadline_timer = self._loop.call_at(when, self._on_deadline)
+        if timer is not None:
+            timer.cancel()
+        self._deadline_timer = None if when is None else self._loop.call_at(when, self._on_deadline)
 
     def _on_deadline(self) -> None:
         self._deadline_timer = None
-        self._deadline_when = None
         self._feed(Tick())
 
     # -- the ledger -------------------------------------------------------------
@@ -329,7 +316,7 @@ class AuctionService:
         if stopping is not None and self._loop.time() - stopping > SHUTDOWN_GRACE / 2:
             # Stopping and the ledger will not take it: tell the clients anyway
             # (CANCELLED shutdown is not a result) rather than leave them hanging.
-            self._emit("ledger_failed", ("gave up at shutdown",))
+            self._emit("ledger_gave_up", ())
             self._pending = None
             self._feed(Recorded())
             return

@@ -35,19 +35,24 @@ SERVER_TEXT: dict[str, str] = {
     "recorded": ">> Auction #{0} recorded in {1}",
     "ledger_waiting": "Ledger is busy ({0}); the result waits and is retried.",
     "ledger_failed": "error: cannot record the auction: {0}",
+    "ledger_gave_up": "error: stopping without recording the cancelled auction "
+    "(ledger unavailable).",
     "shutdown": "Shutting down: telling everyone the auction is cancelled.",
     "fd_limit": "warning: --max-buyers {0} is more than the descriptor limit allows; using {1}.",
     "fd_exhausted": "warning: out of file descriptors ({0}); pausing new connections.",
     "connection_error": "error: connection {0} closed after an internal error: {1}",
     "fatal": "error: internal error in the auction ({0}); every client was told CANCELLED.",
+    "listening": "Listening on {0}:{1}",
     "opened": "[conn {0}] opened from {1}",
     "closed": "[conn {0}] closed ({1})",
 }
 
 #: Shown only with --verbose.
-VERBOSE = frozenset({"invalid_request", "invalid_bid", "opened", "closed"})
+VERBOSE = frozenset({"listening", "invalid_request", "invalid_bid", "opened", "closed"})
 #: Shown even with --quiet (on standard error).
-ERRORS = frozenset({"ledger_failed", "fd_limit", "fd_exhausted", "connection_error", "fatal"})
+ERRORS = frozenset(
+    {"ledger_failed", "ledger_gave_up", "fd_limit", "fd_exhausted", "connection_error", "fatal"}
+)
 #: Followed by a blank line, as in the transcript.
 _BLANK_AFTER_STATES = frozenset({"waiting-buyers", "waiting-seller"})
 

@@ -37,6 +37,7 @@ from reactor_auction.auction import (  # noqa: E402
     Send,
     Shutdown,
     Tick,
+    coalesce,
 )
 from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS  # noqa: E402
 from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed  # noqa: E402
@@ -169,20 +170,20 @@ class Shell:
         actions = self.auction.handle(event, time.monotonic())
         recorded = False
         links = self.links
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                link = links.get(action.conn)  # type: ignore[union-attr]
+        # As service.AuctionService: one send per connection per batch.
+        for action in coalesce(actions):
+            if isinstance(action, Send):
+                link = links.get(action.conn)
                 if link is not None:
-                    link.send(action.data)  # type: ignore[union-attr]
-            elif kind is Close:
-                link = links.get(action.conn)  # type: ignore[union-attr]
+                    link.send(action.data)
+            elif isinstance(action, Close):
+                link = links.get(action.conn)
                 if link is not None:
                     link.detached = True
                     link.finish()
-            elif kind is Log:
-                self.emit(action.kind, action.args)  # type: ignore[union-attr]
-            elif kind is Record:
+            elif isinstance(action, Log):
+                self.emit(action.kind, action.args)
+            elif isinstance(action, Record):
                 recorded = True
         deadline = self.auction.deadline
         if deadline != self._armed:

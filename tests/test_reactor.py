@@ -1,0 +1,145 @@
+"""Unit tests of the reactor's streams and the action coalescing, over
+socket pairs: no server process."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from reactor_auction.auction import Close, Log, Record, Send, coalesce
+from reactor_auction.reactor import FatalError, Loop, Stream
+
+WAIT = 10.0
+
+
+class Recorder:
+    """A StreamHandler that remembers what happened."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: list[BaseException | None] = []
+
+    def data_received(self, stream: Stream, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self, stream: Stream) -> None:
+        pass
+
+    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+        self.lost.append(exc)
+
+
+def turn(loop: Loop) -> None:
+    """Run the loop for one short turn (waiting at most 10 ms for events)."""
+    loop.call_later(0.01, loop.stop)
+    loop.run()
+
+
+def run_until(loop: Loop, done: object, timeout: float = WAIT) -> None:
+    """Turn the loop until ``done()`` is true."""
+    deadline = loop.time() + timeout
+    while not done():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition never held"
+        turn(loop)
+
+
+def test_half_closed_peer_still_gets_the_whole_final_output() -> None:
+    """A peer that sends FIN (nc -N) while its final line is still queued
+    must receive all of it: end of input is not a reason to drop output."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    handler = Recorder()
+    stream = Stream(loop, ours, handler)
+    payload = b"x" * 200_000 + b"\nSOLD 150 WolfPackSword\n"
+    stream.write(payload)
+    assert stream.pending_output > 0  # the kernel took only part of it
+    stream.finish()
+    theirs.shutdown(socket.SHUT_WR)
+    received = b""
+    theirs.settimeout(0)
+    deadline = loop.time() + WAIT
+    while not handler.lost:
+        assert loop.time() < deadline, "the stream never closed"
+        turn(loop)
+        try:
+            while chunk := theirs.recv(65536):
+                received += chunk
+        except BlockingIOError:
+            pass
+    theirs.settimeout(WAIT)
+    while chunk := theirs.recv(65536):
+        received += chunk
+    assert received == payload
+    assert handler.lost == [None]  # an orderly close
+    theirs.close()
+    loop.close()
+
+
+def test_error_in_close_handler_is_fatal_not_a_traceback() -> None:
+    """A stream callback raises; closing the stream calls connection_lost,
+    which raises too: the loop reports FatalError, not the raw exception."""
+
+    class Broken(Recorder):
+        def data_received(self, stream: Stream, data: bytes) -> None:
+            raise ValueError("bug in the handler")
+
+        def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+            raise KeyError("bug in the close handler")
+
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    Stream(loop, ours, Broken())
+    theirs.send(b"hello\n")
+    loop.call_later(WAIT, loop.stop)
+    with pytest.raises(FatalError, match="KeyError"):
+        loop.run()
+    theirs.close()
+    loop.close()
+
+
+def test_error_in_data_handler_closes_only_that_stream() -> None:
+    class Broken(Recorder):
+        def data_received(self, stream: Stream, data: bytes) -> None:
+            raise ValueError("bug in the handler")
+
+    loop = Loop()
+    bad_ours, bad_theirs = socket.socketpair()
+    good_ours, good_theirs = socket.socketpair()
+    bad, good = Broken(), Recorder()
+    Stream(loop, bad_ours, bad)
+    Stream(loop, good_ours, good)
+    bad_theirs.send(b"boom\n")
+    run_until(loop, lambda: bool(bad.lost))
+    assert isinstance(bad.lost[0], ValueError)
+    good_theirs.send(b"still here\n")
+    run_until(loop, lambda: good.data == b"still here\n")
+    assert good.lost == []
+    for sock in (bad_theirs, good_theirs, good_ours):
+        sock.close()
+    loop.close()
+
+
+# --- coalesce ---------------------------------------------------------------------
+
+
+def test_coalesce_merges_each_connections_sends_at_its_first() -> None:
+    log = Log("bid", (1, 120))
+    actions = [Send(1, b"A\n"), log, Send(2, b"B\n"), Send(1, b"C\n"), Send(2, b"D\n")]
+    assert coalesce(actions) == [Send(1, b"A\nC\n"), log, Send(2, b"B\nD\n")]
+
+
+def test_coalesce_keeps_close_after_the_sends_before_it() -> None:
+    actions = [Send(1, b"A\n"), Send(1, b"B\n"), Close(1), Send(1, b"late\n")]
+    assert coalesce(actions) == [Send(1, b"A\nB\n"), Close(1), Send(1, b"late\n")]
+
+
+def test_coalesce_moves_nothing_across_a_record() -> None:
+    record = Record(record=None)  # type: ignore[arg-type]
+    actions = [Send(1, b"ACCEPTED\n"), record, Send(1, b"WON 5 X\n")]
+    assert coalesce(actions) == actions
+
+
+def test_coalesce_of_nothing_is_nothing() -> None:
+    assert coalesce([]) == []
