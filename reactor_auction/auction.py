@@ -20,8 +20,9 @@ handler. A pair that is not in it is a bug in the caller and raises
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import protocol
 from .protocol import InvalidInput, Request, encode
@@ -164,6 +165,9 @@ class Record:
 
 
 Action = Send | Close | Log | Record
+
+
+_TICK = Tick()
 
 
 class AuctionError(RuntimeError):
@@ -369,9 +373,34 @@ class Auction:
     def handle(self, event: Event, now: float) -> list[Action]:
         """Return the actions that ``event`` at monotonic time ``now`` causes.
 
+        If ``deadline`` has passed by ``now``, the deadline takes effect
+        first, as if a ``Tick`` had come before the event: a request or a bid
+        that arrives too late is never accepted, even when the shell learns
+        of it before its timer fires. An event about a connection that the
+        deadline closed is then dropped.
+
         Raises AuctionError for an event the transition table does not allow
         in the current state (an unknown connection, ``Recorded`` outside
-        ``finishing``): a bug in the caller, not in a client.
+        ``finishing``): a bug in the caller, not in a client. Nothing has
+        changed then.
+        """
+        handler = self._transition(event)
+        self._now = now
+        actions: list[Action] = []
+        self._actions = actions
+        if self.deadline is not None and now >= self.deadline and not isinstance(event, Tick):
+            self._transition(_TICK)(_TICK)
+            try:
+                handler = self._transition(event)
+            except AuctionError:
+                return actions  # its connection got TIMEOUT and was closed
+        handler(event)
+        return actions
+
+    def _transition(self, event: Event) -> Callable[[Any], None]:
+        """Return the bound handler of ``event`` in the current state.
+
+        Raises AuctionError when the table has no entry for it.
         """
         role = self._role(event)
         name = TRANSITIONS.get((self.state, type(event), role))
@@ -379,11 +408,8 @@ class Auction:
             raise AuctionError(
                 f"{type(event).__name__} from {role.value} not allowed in {self.state.value}"
             )
-        self._now = now
-        actions: list[Action] = []
-        self._actions = actions
-        getattr(self, name)(event)
-        return actions
+        handler: Callable[[Any], None] = getattr(self, name)
+        return handler
 
     @property
     def buyers_connected(self) -> int:

@@ -328,6 +328,29 @@ def test_ws_request_deadline() -> None:
     assert h.auction.deadline == T0 + 2 * REQUEST_TIMEOUT
 
 
+def test_ws_request_after_the_deadline_is_too_late_even_before_the_tick() -> None:
+    """The shell may deliver a line before its timer fires in the same turn:
+    the deadline still comes first, and the late request is dropped."""
+    h = Harness()
+    with_seller(h)
+    h(LineReceived(S, b"2 100 3 WolfPackSword"), at=T0 + REQUEST_TIMEOUT)
+    assert h.read(S) == ["TIMEOUT"] and h.closed(S)
+    assert h.state is WS and h.records == []
+
+
+def test_bi_bid_after_the_deadline_is_too_late_even_before_the_tick() -> None:
+    h = Harness()
+    bidding(h)
+    assert h.say(B1, b"120") == ["ACCEPTED"]
+    deadline = h.auction.deadline
+    assert deadline is not None
+    h(LineReceived(B2, b"999"), at=deadline)
+    # The bidding closed first: B2's line is answered DONE, not accepted.
+    assert h.state is FINISHING
+    assert h.read(B2) == ["DONE"]
+    assert [(b.buyer, b.amount) for b in h.records[0].bids] == [(1, 120)]
+
+
 @covers((WS, Tick, NONE))
 def test_ws_tick_without_seller_does_nothing() -> None:
     h = Harness()
