@@ -498,18 +498,16 @@ class Auction:
 
     def _depart(self, conn: int) -> None:
         """Run the departure transition for ``conn`` in the current state."""
-        name = TRANSITIONS[(self.state, Departed, self._role(Departed(conn)))]
-        getattr(self, name)(Departed(conn))
+        event = Departed(conn)
+        self._transition(event)(event)
 
     def _left_for_good(self, event: Departed) -> None:
         party = self._party(event.conn)
-        self._log("left", self._describe(party))
-        self._close(party)
-
-    def _describe(self, party: _Party) -> str:
         if isinstance(party, _Buyer):
-            return f"Buyer {party.number}"
-        return "Seller"
+            self._log("buyer_left", party.number)
+        else:
+            self._log("seller_left")
+        self._close(party)
 
     # -- waiting-seller ---------------------------------------------------------
 

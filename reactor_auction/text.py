@@ -1,8 +1,10 @@
-"""Human wording: every sentence a person sees, in one place.
+"""Human wording: what a person sees while an auction runs, in one place.
 
 The server's console lines (TRANSCRIPTS.md, "Server") are rendered here from
 the auction's ``Log`` actions; the client's wording lives in ``client_text``
-below. Nothing here does I/O.
+below. Nothing here does I/O. Command-line matters stay with their command:
+option help, usage and start-up errors in server.py and client.py, the
+history table's headings in history.py.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ SERVER_TEXT: dict[str, str] = {
     "seller_timeout": "Seller from {0} sent no valid request in time. Waiting for the next Seller.",
     "seller_left_waiting": "Seller left while waiting for Buyers.",
     "buyer_left_waiting": "Buyer {0} left. The place is free again.",
-    "left": ">> {0} left the auction.",
+    "seller_left": ">> Seller left the auction.",
+    "buyer_left": ">> Buyer {0} left the auction.",
     "abstains": ">> Buyer {0} can no longer bid (its input is closed).",
     "bid_deadline": ">> Bidding time is up; {0} Buyer(s) did not bid.",
     "cancelled": ">> Auction cancelled: {0}",

@@ -53,6 +53,8 @@ SELLER, BUYER, NEW, NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
 #: Conn ids: the seller is 1, buyers are 11, 12, 13..., strangers 90+.
 S = 1
 B1, B2, B3, B4 = 11, 12, 13, 14
+#: The log kind of each party's departure after the auction started.
+LEFT = {S: "seller_left", B1: "buyer_left", B2: "buyer_left", B3: "buyer_left"}
 REQUEST_TIMEOUT = 10.0
 BID_TIMEOUT = 20.0
 T0 = 100.0
@@ -671,7 +673,7 @@ def test_bidding_seller_departure_auction_goes_on() -> None:
     bidding(h)
     h.kinds()
     h(Departed(S))
-    assert h.closed(S) and h.kinds() == ["left"]
+    assert h.closed(S) and h.kinds() == ["seller_left"]
     assert h.state is BIDDING
     for conn, amount in ((B1, b"120"), (B2, b"150"), (B3, b"180")):
         h.say(conn, amount)
@@ -691,7 +693,7 @@ def test_bidding_buyer_departure_without_bid_abstains() -> None:
     h.kinds()
     h(Departed(B3))  # the last one undecided: the auction ends now
     assert h.closed(B3)
-    assert h.kinds() == ["left", "state", "sold"]
+    assert h.kinds() == ["buyer_left", "state", "sold"]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(B2) == ["WON 120 WolfPackSword"]
@@ -814,7 +816,7 @@ def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
     finishing(h)
     h(LineTooLong(conn))
     assert h.read(conn) == ["ERROR line-too-long"] and h.closed(conn)
-    assert h.kinds() == ["line_too_long", "left"]
+    assert h.kinds() == ["line_too_long", LEFT[conn]]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(conn) == []
@@ -842,7 +844,7 @@ def test_finishing_departure_loses_only_that_result(conn: int) -> None:
     h = Harness()
     finishing(h)
     h(Departed(conn))
-    assert h.closed(conn) and h.kinds() == ["left"]
+    assert h.closed(conn) and h.kinds() == [LEFT[conn]]
     h(Recorded())
     assert h.read(conn) == []
     assert h.records[0].winner == 3  # the record is unchanged
