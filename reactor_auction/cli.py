@@ -1,5 +1,5 @@
-"""What both command lines share: argument types and the console-script entry
-helpers. Pure argparse; no I/O beyond what argparse itself does."""
+"""Argument types both command lines share. Pure argparse; no I/O beyond
+what argparse itself does."""
 
 from __future__ import annotations
 
@@ -7,11 +7,25 @@ import argparse
 import math
 
 
+def _whole(text: str) -> int | None:
+    """Return the value of ASCII digits only (no sign, no spaces), else None."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def port_number(text: str) -> int:
     """Return a TCP port 0-65535 (0: any free port). Raises ArgumentTypeError."""
-    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+    value = _whole(text)
+    if value is None or value > 65535:
         raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
-    return int(text)
+    return value
+
+
+def remote_port(text: str) -> int:
+    """Return a TCP port to connect to, 1-65535. Raises ArgumentTypeError."""
+    value = _whole(text)
+    if value is None or not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port to connect to (1-65535): {text!r}")
+    return value
 
 
 def positive_seconds(text: str) -> float:
@@ -27,13 +41,15 @@ def positive_seconds(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """Return a whole number of at least 1. Raises ArgumentTypeError."""
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
+    value = _whole(text)
+    if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
-    return int(text)
+    return value
 
 
 def non_negative_int(text: str) -> int:
     """Return a whole number of at least 0. Raises ArgumentTypeError."""
-    if not text.isascii() or not text.isdigit():
+    value = _whole(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
-    return int(text)
+    return value

@@ -3,24 +3,12 @@
 One ``reactor.Loop`` watches the server connection and standard input, with
 no threads: a server message (bidding started, auction cancelled, the result)
 is shown the moment it arrives, whether or not the person has typed anything.
-Every decision is taken by ``session.Session``; this module only carries
-bytes and text between it and the world.
+Every protocol decision is taken by ``session.Session``; this module carries
+bytes and text between it and the world, and owns one policy of its own: when
+to connect again after ``BUSY`` (``--retry``).
 
-Exit status (``session.ExitStatus``):
-
-====  ==================================================================
-0     the auction ran to its result (sold, not sold, won, lost)
-2     usage error
-3     cannot connect (refused, unknown host, unreachable, timed out)
-4     the server is busy (after any ``--retry``)
-5     the auction was cancelled (seller left, server shut down or failed)
-6     the server timed out waiting for the auction request
-7     the connection was lost before the result
-8     protocol error (unknown or malformed server line, or ``ERROR``)
-9     standard input ended while an answer was still needed
-70    internal error (a bug)
-130   interrupted by Ctrl-C
-====  ==================================================================
+Exit status: ``session.ExitStatus``, worded in ``text.CLIENT_EXIT_TEXT`` and
+listed by ``--help``.
 """
 
 from __future__ import annotations
@@ -33,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, text
-from .cli import non_negative_int, port_number, positive_seconds
+from .cli import non_negative_int, positive_seconds, remote_port
 from .framing import LineBuffer, LineTooLong
 from .reactor import FatalError, Loop, Stream, Timer, connect, input_reader
 from .session import ExitStatus, Output, Session
@@ -60,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", help="the Auctioneer server's host name or address")
-    parser.add_argument("port", type=port_number, help="the server's TCP port")
+    parser.add_argument("port", type=remote_port, help="the server's TCP port")
     parser.add_argument(
         "--retry", type=non_negative_int, default=0, metavar="N",
         help="while the server is busy, connect again up to N more times, waiting "
@@ -262,10 +250,7 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the client; return its exit status (argparse exits 2 itself)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.port == 0:
-        parser.error("argument port: not a port to connect to: 0")
+    args = build_parser().parse_args(argv)
     try:
         return int(_run(args))
     except KeyboardInterrupt:  # Ctrl-C before the loop's handler is installed

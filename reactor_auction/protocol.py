@@ -129,7 +129,7 @@ def encode(keyword: str, *args: object) -> bytes:
 
 # Field kinds in the grammar below.
 NUM = "num"  # a protocol number
-WORD = "word"  # one token of [a-z-] or [A-Z]
+WORD = "word"  # one token of ASCII letters and hyphens
 ITEM = "item"  # the rest of the line (must be last)
 
 #: The grammar of every server line: keyword -> its fields, in order.

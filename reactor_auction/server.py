@@ -17,7 +17,7 @@ from .auction import Auction
 from .cli import non_negative_int, port_number, positive_int, positive_seconds
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
 from .reactor import ListenError, Loop, raise_fd_limit
-from .service import AuctionService
+from .service import MAX_OUTPUT, AuctionService
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the file-descriptor limit)",
     )
     parser.add_argument(
-        "--max-output", type=non_negative_int, default=64 * 1024, metavar="BYTES",
-        help="unread output a client may leave before it is disconnected (default: 65536)",
+        "--max-output", type=non_negative_int, default=MAX_OUTPUT, metavar="BYTES",
+        help=f"unread output a client may leave before it is disconnected (default: {MAX_OUTPUT})",
     )
     ledger = parser.add_mutually_exclusive_group()
     ledger.add_argument(
