@@ -8,6 +8,7 @@ Exit status: 0 after a normal stop (SIGINT/SIGTERM), 2 for a usage error,
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -54,6 +55,19 @@ class ConsoleLog:
             # terminal): the auction must go on without it.
             if stream is sys.stdout:
                 self.quiet = True
+                _discard_stdout()
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that what is still buffered
+    (and Python's flush at exit, which would otherwise fail and set exit
+    status 120) goes nowhere instead of to a broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
