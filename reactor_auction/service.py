@@ -118,11 +118,8 @@ class AuctionService:
         if self._stopping_since is not None:
             self._loop.stop()
             return
-        self._stopping_since = self._loop.time()
         self._emit("shutdown", ())
-        if self._listener is not None:
-            self._listener.close()
-        self._loop.call_later(SHUTDOWN_GRACE, self._loop.stop)
+        self._begin_stop()
         self._feed(Shutdown())
         self._stop_when_idle()
 
@@ -136,21 +133,24 @@ class AuctionService:
         for timer in (self._deadline_timer, self._retry_timer):
             if timer is not None:
                 timer.cancel()
-        if self._listener is not None:
-            self._listener.close()
-        line = SERVER_ERROR_LINE
+        self._begin_stop()
         for conn in list(self._conns.values()):
             conn.detached = True
-            conn.stream.write(line)  # ignored by a stream already finishing
+            conn.stream.write(SERVER_ERROR_LINE)  # ignored by a stream already finishing
             conn.stream.finish()
         if not self._conns:
             return
-        self._stopping_since = self._loop.time()
-        self._loop.call_later(SHUTDOWN_GRACE, self._loop.stop)
         try:
             self._loop.run()
         except Exception:  # exiting anyway, and the first error is logged
             pass
+
+    def _begin_stop(self) -> None:
+        """Accept no one new, and stop the loop after SHUTDOWN_GRACE at most."""
+        self._stopping_since = self._loop.time()
+        if self._listener is not None:
+            self._listener.close()
+        self._loop.call_later(SHUTDOWN_GRACE, self._loop.stop)
 
     @property
     def connections(self) -> int:
