@@ -4,9 +4,12 @@ This is the only module that touches sockets, file descriptors, the selector,
 the clock and signals. It knows nothing of auctions: it moves bytes between
 sockets and handlers, fires timers and delivers signals.
 
-The write path follows asyncio's ``selector_events.py`` and redis's
-``networking.c``: write at once; keep only the unsent tail; watch
-``EVENT_WRITE`` only while something is unsent; treat only
+The write path follows redis's ``ae.c``/``networking.c`` and asyncio's
+``selector_events.py``: what a turn of the loop writes is sent at once when
+the turn's events are handled, before the loop sleeps again (redis's
+``handleClientsWithPendingWrites`` in ``beforeSleep``), so a reply and a
+result produced in the same turn leave in one send; keep only the unsent
+tail; watch ``EVENT_WRITE`` only while such a tail is waiting; treat only
 ``BlockingIOError``/``InterruptedError`` as "later"; unregister before close;
 close exactly once; an error on one connection closes that connection only.
 """
@@ -91,13 +94,15 @@ class Loop:
         self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
         self._signal_handlers: dict[int, Callable[[int], None]] = {}
         self._cancelled = 0  # cancelled timers still in the heap
+        # Streams written to since the loop last flushed (in the order of
+        # their first write); see Stream.write and _flush_writes.
+        self._unflushed: list[Stream] = []
 
     # -- time and calls ---------------------------------------------------------
 
-    @staticmethod
-    def time() -> float:
-        """Return the loop's clock: monotonic seconds."""
-        return time.monotonic()
+    #: The loop's clock: monotonic seconds (the C function itself, as it is
+    #: read for every event).
+    time = staticmethod(time.monotonic)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` at monotonic time ``when``; return its Timer."""
@@ -211,7 +216,13 @@ class Loop:
         select = self._selector.select
         timers = self._timers
         ready = self._ready
-        while not self._stopping:
+        while True:
+            # What the last turn wrote goes out now, before sleeping (and
+            # before returning: nothing written is left behind by stop()).
+            if self._unflushed:
+                self._flush_writes()
+            if self._stopping:
+                break
             if ready:
                 timeout: float | None = 0
             elif timers:
@@ -219,7 +230,13 @@ class Loop:
             else:
                 timeout = None
             for key, mask in select(timeout):
-                self._dispatch(key.data, mask)
+                callback = key.data
+                try:  # as _call does; written out here, the loop's hottest line
+                    callback(mask)
+                except FatalError:
+                    raise
+                except Exception as exc:
+                    _contain(callback, exc)
             # Only the calls queued so far: one queued by a call runs on the
             # next turn, after the descriptors had theirs (see call_soon).
             for _ in range(len(ready)):
@@ -234,14 +251,22 @@ class Loop:
                     else:
                         self._call(timer.callback)
 
-    @staticmethod
-    def _dispatch(callback: Callable[[int], None], mask: int) -> None:
-        try:
-            callback(mask)
-        except FatalError:
-            raise
-        except Exception as exc:
-            _contain(callback, exc)
+    def _flush_writes(self) -> None:
+        """Send what every stream wrote since the last flush.
+
+        Flushing can close a stream (a send error), whose handler may write to
+        others: those are flushed in the same call, so the loop never sleeps
+        with output it could have sent.
+        """
+        while self._unflushed:
+            streams, self._unflushed = self._unflushed, []
+            for stream in streams:
+                try:  # as _call does, without a call per stream
+                    stream._flush()
+                except FatalError:
+                    raise
+                except Exception as exc:
+                    _contain(stream._flush, exc)
 
     @staticmethod
     def _call(callback: Callable[[], None]) -> None:
@@ -314,14 +339,16 @@ class StreamHandler(Protocol):
 class Stream:
     """A non-blocking socket with a write buffer.
 
-    Reads go to the handler as they arrive. ``write`` sends at once and keeps
-    only the unsent tail, watched with ``EVENT_WRITE`` until it drains.
+    Reads go to the handler as they arrive. ``write`` appends to the buffer,
+    which the loop sends once the current turn's events are handled; only the
+    unsent tail stays, watched with ``EVENT_WRITE`` until it drains.
     ``finish`` closes gracefully after the last byte; ``abort`` closes now.
     """
 
     __slots__ = (
         "tag", "_loop", "_sock", "_fd", "_handler", "_wbuf", "_max_output", "_reading",
         "_eof", "_finishing", "_closed", "_mask", "_linger", "_discarded", "peer",
+        "_queued", "_blocked",
     )
 
     def __init__(
@@ -332,9 +359,11 @@ class Stream:
         *,
         tag: int = 0,
         max_output: int | None = None,
+        peer: str | None = None,
     ) -> None:
         """Take over ``sock``. ``max_output`` caps unsent output: exceeding it
-        closes the stream as lost."""
+        closes the stream as lost. ``peer`` is the peer's ``ip:port`` if the
+        caller knows it (from accept), sparing a getpeername call."""
         self.tag = tag  #: the owner's name for this connection
         self._loop = loop
         self._sock = sock
@@ -349,7 +378,9 @@ class Stream:
         self._mask = 0
         self._linger: Timer | None = None
         self._discarded = 0
-        self.peer = format_peer(sock)
+        self._queued = False  # in the loop's list of streams to flush
+        self._blocked = False  # a flush left a tail: EVENT_WRITE sends the rest
+        self.peer = format_peer(sock) if peer is None else peer
         sock.setblocking(False)
         self._update()
 
@@ -391,28 +422,19 @@ class Stream:
             callback()
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` now if possible; queue the rest.
+        """Queue ``data``; the loop sends it when this turn's events are
+        handled, together with anything else written to this stream meanwhile.
 
-        Ignored after ``finish``/close. A failure closes the stream and is
-        reported to the handler on the next turn of the loop, never from
-        inside this call.
+        Ignored after ``finish``/close. More than ``max_output`` unsent bytes
+        close the stream, reported to the handler on the next turn of the
+        loop, never from inside this call.
         """
         if self._closed or self._finishing:
             return
-        if not self._wbuf:
-            try:
-                sent = self._sock.send(data)
-            except _AGAIN:
-                sent = 0
-            except OSError as exc:
-                self._fail_later(exc)
-                return
-            if sent == len(data):
-                return
-            self._wbuf += memoryview(data)[sent:]
-            self._update()
-        else:
-            self._wbuf += data
+        if not (self._queued or self._blocked):
+            self._queued = True
+            self._loop._unflushed.append(self)
+        self._wbuf += data
         if self._max_output is not None and len(self._wbuf) > self._max_output:
             self._fail_later(OutputOverflow(f"more than {self._max_output} bytes unread"))
 
@@ -431,17 +453,25 @@ class Stream:
         if not self._wbuf:
             self._shutdown_write()
         else:
-            # A peer that does not read could hold the descriptor for ever
-            # with the final line unsent: flushing gets LINGER_SECONDS too.
+            # The flush (or, for a tail, the writable handler) sends the FIN
+            # once the buffer is drained. A peer that does not read could hold
+            # the descriptor for ever with the final line unsent: flushing
+            # gets LINGER_SECONDS too.
             self._linger = self._loop.call_later(LINGER_SECONDS, self._linger_over)
             self._update()
 
     def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
-        """Close now, dropping unsent output; ``reset`` sends a TCP RST, which
-        tells the peer unmistakably that this side left. Calls the handler's
-        ``connection_lost`` before returning."""
+        """Close now; ``reset`` sends a TCP RST, which tells the peer
+        unmistakably that this side left. Without it, output written this turn
+        is sent if the kernel takes it at once; whatever it does not take is
+        dropped. Calls the handler's ``connection_lost`` before returning."""
         if self._closed:
             return
+        if self._wbuf and not reset:
+            try:
+                self._sock.send(self._wbuf)
+            except OSError:
+                pass
         if reset:
             try:
                 self._sock.setsockopt(
@@ -461,10 +491,12 @@ class Stream:
         mask = 0
         if self._reading and not self._eof:
             mask |= selectors.EVENT_READ
-        if self._wbuf:
+        if self._blocked:
             mask |= selectors.EVENT_WRITE
         if mask != self._mask:
-            self._loop.rewatch(self._fd, self._mask, mask, self._on_event)
+            # Reading only (nearly always): the loop calls _on_readable itself.
+            callback = self._on_event if mask & selectors.EVENT_WRITE else self._on_readable
+            self._loop.rewatch(self._fd, self._mask, mask, callback)
             self._mask = mask
 
     def _on_event(self, mask: int) -> None:
@@ -473,7 +505,7 @@ class Stream:
         if mask & selectors.EVENT_READ and not self._closed:
             self._on_readable()
 
-    def _on_readable(self) -> None:
+    def _on_readable(self, mask: int = selectors.EVENT_READ) -> None:
         try:
             data = self._sock.recv(READ_SIZE)
         except _AGAIN:
@@ -503,6 +535,30 @@ class Stream:
             return
         self._handler.data_received(self, data)
 
+    def _flush(self) -> None:
+        """Send the buffer (the loop calls this once the turn's events are
+        handled); keep the unsent tail for EVENT_WRITE; after ``finish``, send
+        the FIN once everything is out."""
+        if not self._queued:  # closed or failed since it was queued
+            return
+        self._queued = False
+        wbuf = self._wbuf
+        if wbuf:
+            try:
+                sent = self._sock.send(wbuf)
+            except _AGAIN:
+                sent = 0
+            except OSError as exc:
+                self._close(exc)
+                return
+            del wbuf[:sent]
+            if wbuf:
+                self._blocked = True
+                self._update()
+                return
+        if self._finishing:
+            self._shutdown_write()
+
     def _on_writable(self) -> None:
         try:
             sent = self._sock.send(self._wbuf)
@@ -514,6 +570,7 @@ class Stream:
         del self._wbuf[:sent]
         if self._wbuf:
             return
+        self._blocked = False
         if self._finishing:
             self._shutdown_write()
         else:
@@ -541,6 +598,7 @@ class Stream:
     def _fail_later(self, exc: BaseException) -> None:
         """Stop writing now; close and report on the next turn (see ``write``)."""
         self._wbuf.clear()
+        self._queued = self._blocked = False  # no flush, no FIN: this ends in a close
         self._finishing = True  # no more writes meanwhile
         self._update()  # nor a stale EVENT_WRITE this turn
         self._loop.call_soon(functools.partial(self._close, exc))
@@ -549,10 +607,11 @@ class Stream:
         if self._closed:
             return
         self._closed = True
+        self._queued = False
         if self._linger is not None:
             self._linger.cancel()
-        if self._mask:
-            self._loop.rewatch(self._fd, self._mask, 0, self._on_event)  # unregister before close
+        if self._mask:  # unregister before close
+            self._loop.rewatch(self._fd, self._mask, 0, self._on_readable)
             self._mask = 0
         self._sock.close()
         self._handler.connection_lost(self, exc)
@@ -564,6 +623,12 @@ def format_peer(sock: socket.socket) -> str:
         address = sock.getpeername()
     except OSError:
         return "?"
+    return format_address(address)
+
+
+def format_address(address: Any) -> str:
+    """Return ``ip:port`` for a socket address as accept() or getpeername()
+    give it (an IPv4-mapped IPv6 address shown as IPv4)."""
     if not isinstance(address, tuple):  # a Unix socket (tests use socketpair)
         return str(address) or "?"
     host = str(address[0])
@@ -585,7 +650,8 @@ class ListenError(OSError):
 
 
 class Listener:
-    """A listening socket that hands each new connection to ``on_accept``.
+    """A listening socket that hands each new connection to
+    ``on_accept(sock, address)``.
 
     At most ``max_per_wake`` connections are accepted per wake-up, so a
     connection storm cannot starve the connections already being served. When
@@ -599,7 +665,7 @@ class Listener:
         loop: Loop,
         host: str,
         port: int,
-        on_accept: Callable[[socket.socket], None],
+        on_accept: Callable[[socket.socket, Any], None],
         *,
         backlog: int = 4096,
         max_per_wake: int = 128,
@@ -627,13 +693,20 @@ class Listener:
         except OSError as exc:
             raise ListenError(exc.errno, exc.strerror) from None
         self.port: int = self._sock.getsockname()[1]
+        self._family = int(self._sock.family)
+        self._kind = int(self._sock.type)
         loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
 
     def _on_readable(self, mask: int) -> None:
-        accept = self._sock.accept
+        # socket.accept() converts family and type to enums on every call
+        # (a tenth of the server's time per connection in the rate
+        # benchmark); the C call under it returns the bare descriptor, which
+        # is wrapped with the listener's family and type taken once.
+        accept = self._sock._accept  # type: ignore[attr-defined]
+        family, kind = self._family, self._kind
         for _ in range(self._max_per_wake):
             try:
-                sock, _ = accept()
+                fd, address = accept()
             except _AGAIN:
                 return
             except OSError as exc:
@@ -642,7 +715,7 @@ class Listener:
                     return
                 continue  # ECONNABORTED and friends: that client is gone
             self._exhausted = False
-            self._on_accept(sock)
+            self._on_accept(socket.socket(family, kind, 0, fd), address)
 
     def _pause_accepting(self, exc: OSError) -> None:
         # Reported once per shortage, not at every retry.

@@ -28,12 +28,11 @@ from .auction import (
     Send,
     Shutdown,
     Tick,
-    coalesce,
 )
 from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
-from .reactor import FatalError, Listener, Loop, Stream, Timer
+from .reactor import FatalError, Listener, Loop, Stream, Timer, format_address
 
 #: Emit a log event: (kind, args), worded by text.server_line.
 Emit = Callable[[str, tuple[object, ...]], None]
@@ -163,9 +162,12 @@ class AuctionService:
 
     # -- streams ----------------------------------------------------------------
 
-    def _accept(self, sock: socket.socket) -> None:
+    def _accept(self, sock: socket.socket, address: object) -> None:
         conn_id = next(self._ids)
-        stream = Stream(self._loop, sock, self, tag=conn_id, max_output=self._max_output)
+        stream = Stream(
+            self._loop, sock, self, tag=conn_id, max_output=self._max_output,
+            peer=format_address(address),
+        )
         self._conns[conn_id] = _Conn(stream)
         self._emit("opened", (conn_id, stream.peer))
         self._feed(Connected(conn_id, stream.peer))
@@ -234,7 +236,9 @@ class AuctionService:
         record: AuctionRecord | None = None
         error: Exception | None = None
         conns = self._conns
-        for action in coalesce(actions):
+        # No coalesce() here: a Stream sends what one turn wrote to it in one
+        # system call anyway.
+        for action in actions:
             # One action failing must not skip the others (another client's
             # final line and Close, the Record): the machine has moved on.
             try:
@@ -242,13 +246,13 @@ class AuctionService:
                     conn = conns.get(action.conn)
                     if conn is not None:
                         conn.stream.write(action.data)
+                elif isinstance(action, Log):
+                    self._emit(action.kind, action.args)
                 elif isinstance(action, Close):
                     conn = conns.get(action.conn)
                     if conn is not None:
                         conn.detached = True  # first: finish() may close at once
                         conn.stream.finish()
-                elif isinstance(action, Log):
-                    self._emit(action.kind, action.args)
                 elif isinstance(action, Record):
                     record = action.record
             except Exception as exc:

@@ -641,6 +641,7 @@ def test_finish_gives_up_on_a_peer_that_never_reads(monkeypatch: pytest.MonkeyPa
     stream, peer = stream_pair(loop, handler)
     while stream.pending_output == 0:  # fill both kernel buffers
         stream.write(b"x" * 65536)
+        loop._flush_writes()  # as the loop does at the end of a turn
     stream.finish()
     began = time.monotonic()
     run_until(loop, lambda: stream.closed)
@@ -653,7 +654,9 @@ def test_finish_gives_up_on_a_peer_that_never_reads(monkeypatch: pytest.MonkeyPa
 def test_listener_accepts_a_bounded_number_per_wake() -> None:
     loop = Loop()
     accepted: list[socket.socket] = []
-    listener = Listener(loop, "127.0.0.1", 0, accepted.append, max_per_wake=2)
+    listener = Listener(
+        loop, "127.0.0.1", 0, lambda sock, address: accepted.append(sock), max_per_wake=2
+    )
     clients = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(5)]
     counts = []
     for _ in range(3):  # one turn of the loop each

@@ -121,6 +121,63 @@ def test_error_in_data_handler_closes_only_that_stream() -> None:
     loop.close()
 
 
+def test_what_one_turn_writes_leaves_when_the_turn_ends() -> None:
+    """Writes are sent once the turn's events are handled (redis's
+    beforeSleep flush): nothing before, everything together after."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    stream = Stream(loop, ours, Recorder())
+    stream.write(b"ACCEPTED\n")
+    stream.write(b"WON 150 WolfPackSword\n")
+    with pytest.raises(BlockingIOError):
+        theirs.recv(100)  # not sent from inside write()
+    assert stream.pending_output == len(b"ACCEPTED\nWON 150 WolfPackSword\n")
+    turn(loop)
+    assert theirs.recv(100) == b"ACCEPTED\nWON 150 WolfPackSword\n"
+    assert stream.pending_output == 0
+    stream.abort()
+    theirs.close()
+    loop.close()
+
+
+def test_stop_does_not_strand_what_was_written() -> None:
+    """run() flushes before it returns, so a caller that writes and stops in
+    the same turn loses nothing."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(WAIT)
+    stream = Stream(loop, ours, Recorder())
+    loop.call_soon(lambda: (stream.write(b"BID\n"), loop.stop()))
+    loop.run()
+    assert theirs.recv(100) == b"BID\n"
+    stream.abort()
+    theirs.close()
+    loop.close()
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_abort_sends_this_turns_output_unless_it_resets(reset: bool) -> None:
+    """abort() closes at once. Without a reset, what was written this turn
+    still goes out first (as it would have if sent at write time); a reset
+    drops it, and the peer sees ECONNRESET or a bare close."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(WAIT)
+    handler = Recorder()
+    stream = Stream(loop, ours, handler)
+    stream.write(b"CANCELLED shutdown\n")
+    stream.abort(reset=reset)
+    assert handler.lost == [None]
+    try:
+        received = theirs.recv(100)
+    except ConnectionResetError:
+        received = b""
+    assert received == (b"" if reset else b"CANCELLED shutdown\n")
+    theirs.close()
+    loop.close()
+
+
 # --- coalesce ---------------------------------------------------------------------
 
 
