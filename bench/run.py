@@ -160,8 +160,10 @@ class Server:
         return self.proc.returncode, err
 
 
-def run_once(server: str, scenario: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Start ``server``, run one scenario, stop it; return the raw record."""
+def run_once(server: str, scenario: str, params: dict[str, Any], *,
+             poll: bool = True) -> dict[str, Any]:
+    """Start ``server``, run one scenario, stop it; return the raw record.
+    ``poll``: the load generator polls its selector (see loadgen.Driver)."""
     port = free_port()
     started = time.time()
     try:
@@ -169,7 +171,8 @@ def run_once(server: str, scenario: str, params: dict[str, Any]) -> dict[str, An
     except loadgen.BenchError as exc:
         return {"server": server, "scenario": scenario, "params": params, "metrics": {},
                 "errors": [str(exc)], "ok": False, "at": started}
-    outcome = loadgen.run_scenario(scenario, ("127.0.0.1", port), srv.proc.pid, **params)
+    outcome = loadgen.run_scenario(scenario, ("127.0.0.1", port), srv.proc.pid, poll=poll,
+                                   **params)
     status, err = srv.stop()
     # --max-buyers 20000 is capped to the descriptor limit, with a warning;
     # anything else on stderr (--quiet keeps only errors) is a failure.
@@ -402,6 +405,11 @@ def _plot_svg(series: dict[str, list[tuple[int, float | None, float | None]]], p
 # --- main ------------------------------------------------------------------------------
 
 
+def meta_loadgen(sleep: bool) -> str:
+    """Return how the load generator waits for events, for the report."""
+    return "sleeping in its selector" if sleep else "polling its selector"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return 0 if every run was correct, else 1."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -413,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument("--scenarios", default=",".join(loadgen.SCENARIOS),
                         help=f"comma-separated subset of {','.join(loadgen.SCENARIOS)}")
+    parser.add_argument("--sleep", action="store_true",
+                        help="the load generator sleeps in its selector between events "
+                             "instead of polling (see docs/PERFORMANCE.md)")
     parser.add_argument("--json", type=Path,
                         help="raw results file (default bench/results/TIME-PROFILE.json)")
     parser.add_argument("--plot", type=Path,
@@ -438,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rnd in range(1, rounds + 1):
             for server in servers:  # A B C D, A B C D, ...
                 step += 1
-                record = run_once(server, scenario, params)
+                record = run_once(server, scenario, params, poll=not args.sleep)
                 record["round"] = rnd
                 runs.append(record)
                 shown = " ".join(f"{k}={_fmt(v)}" for k, v in record["metrics"].items()
@@ -455,13 +466,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = list(profile["scale"]) if "scale" in scenarios else []
     result_table = table(med, servers, failed)
     target_lines = targets(med, runs, sizes)
-    print(f"\nMedians of {rounds} round(s), {profile_name} profile; "
-          f"(ratio to {REFERENCE}) in brackets:\n")
+    print(f"\nMedians of {rounds} round(s), {profile_name} profile, load generator "
+          f"{meta_loadgen(args.sleep)}; (ratio to {REFERENCE}) in brackets:\n")
     print(result_table)
     print("\nTargets of issue 6:\n" + "\n".join(target_lines))
     meta: dict[str, Any] = {
         "profile": profile_name, "rounds": rounds, "servers": servers, "sizes": profile,
-        "server_args": SERVER_ARGS, "python": platform.python_version(),
+        "server_args": SERVER_ARGS, "loadgen": "sleeps" if args.sleep else "polls",
+        "python": platform.python_version(),
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "seconds": time.monotonic() - began, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),

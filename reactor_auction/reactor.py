@@ -95,8 +95,10 @@ class Loop:
         self._signal_handlers: dict[int, Callable[[int], None]] = {}
         self._cancelled = 0  # cancelled timers still in the heap
         # Streams written to since the loop last flushed (in the order of
-        # their first write); see Stream.write and _flush_writes.
+        # their first write), and streams whose FIN waits for the flush of
+        # all of those; see Stream.write and _flush_writes.
         self._unflushed: list[Stream] = []
+        self._unfinished: list[Stream] = []
 
     # -- time and calls ---------------------------------------------------------
 
@@ -254,19 +256,30 @@ class Loop:
     def _flush_writes(self) -> None:
         """Send what every stream wrote since the last flush.
 
-        Flushing can close a stream (a send error), whose handler may write to
-        others: those are flushed in the same call, so the loop never sleeps
-        with output it could have sent.
+        Every stream's data goes before any stream's FIN: when a turn ends an
+        auction, the last result is not held up behind the other clients'
+        shutdowns. Flushing can close a stream (a send error), whose handler
+        may write to others: those are flushed in the same call, so the loop
+        never sleeps with output it could have sent.
         """
-        while self._unflushed:
-            streams, self._unflushed = self._unflushed, []
+        while self._unflushed or self._unfinished:
+            while self._unflushed:
+                streams, self._unflushed = self._unflushed, []
+                for stream in streams:
+                    try:  # as _call does, without a call per stream
+                        stream._flush()
+                    except FatalError:
+                        raise
+                    except Exception as exc:
+                        _contain(stream._flush, exc)
+            streams, self._unfinished = self._unfinished, []
             for stream in streams:
-                try:  # as _call does, without a call per stream
-                    stream._flush()
+                try:
+                    stream._flushed_and_finished()
                 except FatalError:
                     raise
                 except Exception as exc:
-                    _contain(stream._flush, exc)
+                    _contain(stream._flushed_and_finished, exc)
 
     @staticmethod
     def _call(callback: Callable[[], None]) -> None:
@@ -557,6 +570,11 @@ class Stream:
                 self._update()
                 return
         if self._finishing:
+            self._loop._unfinished.append(self)  # FIN once every stream had its send
+
+    def _flushed_and_finished(self) -> None:
+        """The FIN after ``_flush``, once the loop flushed every stream."""
+        if not (self._closed or self._blocked or self._wbuf):
             self._shutdown_write()
 
     def _on_writable(self) -> None:
