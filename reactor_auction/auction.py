@@ -370,6 +370,11 @@ class Auction:
         self._actions: list[Action] = []
         self._now = 0.0
         self._stopping = False
+        # TRANSITIONS with each name bound to this machine, looked up once here
+        # rather than for every event.
+        self._handlers: dict[tuple[State, type, Role], Callable[[Any], None]] = {
+            key: getattr(self, name) for key, name in TRANSITIONS.items()
+        }
 
     # -- public API -------------------------------------------------------------
 
@@ -403,15 +408,34 @@ class Auction:
     def _transition(self, event: Event) -> Callable[[Any], None]:
         """Return the bound handler of ``event`` in the current state.
 
-        Raises AuctionError when the table has no entry for it.
+        The event's role: NONE for an event of no connection, SELLER or BUYER
+        for a present party's connection, NEW for a connection not seen
+        before. Raises AuctionError when the table has no entry for it, and
+        for an event of a connection the machine does not know (or a second
+        Connected for one it does).
         """
-        role = self._role(event)
-        name = TRANSITIONS.get((self.state, type(event), role))
-        if name is None:
+        kind = type(event)
+        conn = getattr(event, "conn", None)
+        if conn is None:
+            role = Role.NONE
+        else:
+            seller = self._seller
+            buyer = self._buyers.get(conn)
+            if seller is not None and seller.conn == conn and seller.present:
+                role = Role.SELLER
+            elif buyer is not None and buyer.present:
+                role = Role.BUYER
+            elif kind is Connected:
+                role = Role.NEW
+            else:
+                raise AuctionError(f"{kind.__name__} for unknown connection {conn}")
+            if kind is Connected and role is not Role.NEW:
+                raise AuctionError(f"connection {conn} connected twice")
+        handler = self._handlers.get((self.state, kind, role))
+        if handler is None:
             raise AuctionError(
-                f"{type(event).__name__} from {role.value} not allowed in {self.state.value}"
+                f"{kind.__name__} from {role.value} not allowed in {self.state.value}"
             )
-        handler: Callable[[Any], None] = getattr(self, name)
         return handler
 
     @property
@@ -420,24 +444,6 @@ class Auction:
         return self._present_buyers
 
     # -- helpers ----------------------------------------------------------------
-
-    def _role(self, event: Event) -> Role:
-        conn = getattr(event, "conn", None)
-        if conn is None:
-            return Role.NONE
-        seller = self._seller
-        buyer = self._buyers.get(conn)
-        if seller is not None and seller.conn == conn and seller.present:
-            role = Role.SELLER
-        elif buyer is not None and buyer.present:
-            role = Role.BUYER
-        elif isinstance(event, Connected):
-            return Role.NEW
-        else:
-            raise AuctionError(f"{type(event).__name__} for unknown connection {conn}")
-        if isinstance(event, Connected):
-            raise AuctionError(f"connection {conn} connected twice")
-        return role
 
     def _party(self, conn: int) -> _Party:
         seller = self._seller

@@ -42,6 +42,9 @@ LINGER_BYTES = 256 * 1024
 #: many and they are more than half of it.
 PURGE_MIN = 64
 
+#: The shortest polling window worth having (see PollWindow); below it, none.
+POLL_MIN = 10e-6
+
 _AGAIN = (BlockingIOError, InterruptedError)
 
 
@@ -80,10 +83,49 @@ class Timer:
                 self._loop._timer_cancelled()
 
 
+class PollWindow:
+    """How long a loop polls for the next event before it sleeps.
+
+    On a virtual machine, waking a process that sleeps in the selector costs
+    far more than the wait itself: its idle vCPU halts, and the wake-up goes
+    through the hypervisor. On the 2-core VM of docs/PERFORMANCE.md a
+    one-byte ping-pong between two processes takes 85 µs per round trip
+    across cores and 18 µs on one core. When the next event tends to come
+    within microseconds (a client answering a prompt), asking the selector
+    with a zero timeout for a while catches it without that wake-up.
+
+    The window adapts as KVM's own halt polling (halt_poll_ns) does: a sleep
+    that an event ended within ``maximum`` doubles it (polling longer would
+    have caught that event); any longer sleep halves it, down to none. A loop
+    whose events are far apart therefore sleeps at once and spends no CPU
+    polling, and a poll costs at most ``maximum`` per wait.
+    """
+
+    __slots__ = ("maximum", "current")
+
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum  #: seconds; 0 never polls
+        self.current = 0.0  #: seconds to poll before the next sleep
+
+    def slept(self, seconds: float, woken: bool) -> None:
+        """Adapt to a sleep of ``seconds`` that an event ended (``woken``)
+        or the timeout did."""
+        if woken and seconds < self.maximum:
+            self.current = min(self.maximum, max(2 * self.current, POLL_MIN))
+        elif self.current >= 2 * POLL_MIN:
+            self.current /= 2
+        else:
+            self.current = 0.0
+
+
 class Loop:
     """A selector loop with timers, deferred calls and signal delivery."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, poll_max: float = 0.0) -> None:
+        """``poll_max`` > 0 (seconds) lets the loop poll for events before it
+        sleeps, within a window that adapts to how soon they come (see
+        PollWindow); 0 sleeps at once."""
+        self.poll = PollWindow(poll_max)
         self._selector = selectors.DefaultSelector()
         # Heap entries are (when, sequence, timer): tuples compare in C, and
         # the sequence keeps timers due at the same time in order.
@@ -218,6 +260,7 @@ class Loop:
         select = self._selector.select
         timers = self._timers
         ready = self._ready
+        poll = self.poll
         while True:
             # What the last turn wrote goes out now, before sleeping (and
             # before returning: nothing written is left behind by stop()).
@@ -231,7 +274,8 @@ class Loop:
                 timeout = max(0.0, timers[0][0] - time.monotonic())
             else:
                 timeout = None
-            for key, mask in select(timeout):
+            events = select(timeout) if timeout == 0 or not poll.maximum else self._wait(timeout)
+            for key, mask in events:
                 callback = key.data
                 try:  # as _call does; written out here, the loop's hottest line
                     callback(mask)
@@ -252,6 +296,30 @@ class Loop:
                         self._cancelled -= 1
                     else:
                         self._call(timer.callback)
+
+    def _wait(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Return the selector's events: poll for ``self.poll.current``
+        seconds first, then sleep for what is left of ``timeout``."""
+        select = self._selector.select
+        start = time.monotonic()
+        window = self.poll.current
+        if window:
+            if timeout is not None and timeout < window:
+                window = timeout
+            end = start + window
+            while True:
+                events = select(0)
+                now = time.monotonic()
+                if events:
+                    return events
+                if now >= end:
+                    break
+            if timeout is not None:
+                timeout = max(0.0, timeout - (now - start))
+            start = now
+        events = select(timeout)
+        self.poll.slept(time.monotonic() - start, bool(events))
+        return events
 
     def _flush_writes(self) -> None:
         """Send what every stream wrote since the last flush.

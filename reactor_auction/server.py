@@ -27,6 +27,11 @@ EXIT_LISTEN = 4
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
+#: Default --poll-us: see reactor.Loop._wait. Long enough to catch a client's
+#: answer on the same machine without a wake-up; short enough that a wasted
+#: poll costs little.
+POLL_US = 200
+
 #: Descriptors kept back from --max-buyers: stdio, listener, selector, signal
 #: socket pair, ledger files, the seller and a few refused connections.
 FD_RESERVE = 64
@@ -98,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-output", type=non_negative_int, default=MAX_OUTPUT, metavar="BYTES",
         help=f"unread output a client may leave before it is disconnected (default: {MAX_OUTPUT})",
     )
+    parser.add_argument(
+        "--poll-us", type=non_negative_int, default=POLL_US, metavar="MICROSECONDS",
+        help="longest the server polls for the next event before it sleeps; the window "
+        "adapts to the traffic and is 0 while events are far apart (default: "
+        f"{POLL_US}; 0: always sleep at once)",
+    )
     ledger = parser.add_mutually_exclusive_group()
     ledger.add_argument(
         "--ledger", default=DEFAULT_PATH, metavar="PATH",
@@ -145,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
         except LedgerError as exc:
             print(f"auc_server: {exc}", file=sys.stderr)
             return EXIT_LEDGER
-    loop = Loop()
+    loop = Loop(poll_max=args.poll_us * 1e-6)
     auction = Auction(
         max_buyers=max_buyers,
         request_timeout=args.request_timeout,

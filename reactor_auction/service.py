@@ -89,6 +89,7 @@ class AuctionService:
         self._ids = itertools.count(1)
         self._listener: Listener | None = None
         self._deadline_timer: Timer | None = None
+        self._deadline_when: float | None = None  # when _deadline_timer is due
         self._pending: AuctionRecord | None = None
         self._retry_delay = LEDGER_RETRY_FIRST
         self._retry_timer: Timer | None = None
@@ -257,7 +258,8 @@ class AuctionService:
                     record = action.record
             except Exception as exc:
                 error = error or exc
-        self._arm_deadline()
+        if self._auction.deadline != self._deadline_when:
+            self._arm_deadline()
         if record is not None:
             # A newer record (shutdown cancelling a pending result) replaces
             # the one waiting for the ledger.
@@ -278,14 +280,14 @@ class AuctionService:
         """Keep one timer at the machine's deadline (none when it has none)."""
         when = self._auction.deadline
         timer = self._deadline_timer
-        if (timer.when if timer is not None else None) == when:
-            return
         if timer is not None:
             timer.cancel()
+        self._deadline_when = when
         self._deadline_timer = None if when is None else self._loop.call_at(when, self._on_deadline)
 
     def _on_deadline(self) -> None:
         self._deadline_timer = None
+        self._deadline_when = None
         self._feed(Tick())
 
     # -- the ledger -------------------------------------------------------------

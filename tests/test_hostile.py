@@ -187,6 +187,25 @@ def test_seller_churn_leaves_no_garbage(start_server: Start, connect: Connect) -
     assert rss_after - rss_before < 1024
 
 
+@ours_only
+def test_polling_stops_once_the_traffic_does(start_server: Start, connect: Connect) -> None:
+    """After a burst of quick exchanges has opened the polling window
+    (--poll-us), an idle server goes back to sleeping: it spends no CPU."""
+    server = start_server("--no-ledger", "--poll-us", "2000")
+    pid = server.proc.pid
+    for round_ in range(20):  # quick exchanges: the window opens
+        seller = seller_of(connect, server.port, b"1 10 1 Lot%d" % round_)
+        (buyer,) = fill(connect, server.port, 1)
+        bid(buyer, 12)
+        final(buyer, b"WON 12 Lot%d" % round_)
+        final(seller, b"SOLD 12 Lot%d" % round_)
+    cpu_before = cpu_seconds(pid)
+    time.sleep(1.0)  # a measurement window, not a synchronisation
+    cpu = cpu_seconds(pid) - cpu_before
+    print(f"\n[poll] idle server after 20 auctions: {cpu * 1000:.0f} ms CPU in 1 s")
+    assert cpu < 0.05
+
+
 # --- resets ----------------------------------------------------------------------
 
 

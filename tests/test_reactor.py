@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from reactor_auction.auction import Close, Log, Record, Send, coalesce
-from reactor_auction.reactor import FatalError, Loop, Stream
+from reactor_auction.reactor import FatalError, Loop, PollWindow, Stream
 
 WAIT = 10.0
 
@@ -174,6 +174,63 @@ def test_abort_sends_this_turns_output_unless_it_resets(reset: bool) -> None:
     except ConnectionResetError:
         received = b""
     assert received == (b"" if reset else b"CANCELLED shutdown\n")
+    theirs.close()
+    loop.close()
+
+
+# --- polling before sleeping --------------------------------------------------------
+
+
+def test_poll_window_doubles_while_events_end_sleeps_early() -> None:
+    """Each sleep an event ended within the maximum says polling longer
+    would have caught it: the window doubles, from POLL_MIN up to the cap."""
+    window = PollWindow(maximum=200e-6)
+    seen = []
+    for _ in range(7):
+        window.slept(50e-6, woken=True)
+        seen.append(round(window.current * 1e6))
+    assert seen == [10, 20, 40, 80, 160, 200, 200]
+
+
+def test_poll_window_halves_to_nothing_when_events_are_far_apart() -> None:
+    window = PollWindow(maximum=200e-6)
+    window.current = 200e-6
+    seen = []
+    for _ in range(6):
+        window.slept(5.0, woken=True)  # an event, but long after
+        seen.append(round(window.current * 1e6))
+    assert seen == [100, 50, 25, 12, 0, 0]
+
+
+def test_poll_window_shrinks_when_a_timer_ended_the_sleep() -> None:
+    """A short sleep that no event ended (a timer was due) is no reason to poll."""
+    window = PollWindow(maximum=200e-6)
+    window.current = 40e-6
+    window.slept(1e-6, woken=False)
+    assert window.current == 20e-6
+
+
+def test_poll_window_of_zero_never_polls() -> None:
+    window = PollWindow(maximum=0.0)
+    window.slept(0.0, woken=True)
+    assert window.current == 0.0
+
+
+def test_polling_loop_delivers_events_and_keeps_its_timers() -> None:
+    """With a window open, the loop still hands over every byte and fires a
+    timer due inside the window."""
+    loop = Loop(poll_max=0.05)
+    loop.poll.current = 0.05  # as after a run of quick events
+    ours, theirs = socket.socketpair()
+    handler = Recorder()
+    Stream(loop, ours, handler)
+    theirs.send(b"BID\n")
+    run_until(loop, lambda: handler.data == b"BID\n")
+    fired: list[bool] = []
+    loop.poll.current = 0.05
+    loop.call_later(0.001, lambda: fired.append(True))
+    run_until(loop, lambda: bool(fired))
+    assert loop.poll.current < 0.05  # no event came: the window shrank
     theirs.close()
     loop.close()
 

@@ -53,7 +53,8 @@ BACKLOG = 4096
 
 NO_LEDGER_NOTE = (
     "This benchmark baseline keeps no ledger: --ledger PATH and --no-ledger are "
-    "accepted and ignored, and results are released at once."
+    "accepted and ignored, and results are released at once. --poll-us is "
+    "accepted and ignored too: its event loop always sleeps at once."
 )
 
 
