@@ -163,17 +163,17 @@ class Client:
 class Driver:
     """A selectors loop over many client connections to one server.
 
-    With ``poll`` (the default) the loop never sleeps: it asks the selector
-    with a zero timeout, over and over. The generator has a core of its own,
-    and a generator that sleeps adds its own wake-up to every exchange with
-    the server. On the 2-core VM a wake-up from idle costs about 35 µs (a
-    one-byte ping-pong between two processes on different cores takes 85 µs
-    per round trip, 18 µs on the same core): in ``rate``, whose auctions are
-    chains of short exchanges, that would be measured as if it were the
-    server's time. ``poll=False`` sleeps in the selector, as before.
+    By default the loop sleeps in the selector between events. With
+    ``poll`` it never sleeps: it asks the selector with a zero timeout, over
+    and over, on a core of its own. A generator that sleeps adds its own
+    wake-up to every exchange with the server; on the 2-core VM a wake-up
+    from idle costs about 35 µs (a one-byte ping-pong between two processes
+    on different cores takes 85 µs per round trip, 18 µs on the same core),
+    and ``rate``, whose auctions are chains of short exchanges, counts it
+    as if it were the server's time. Polling takes that out, as a cross-check.
     """
 
-    def __init__(self, addr: Addr, *, poll: bool = True) -> None:
+    def __init__(self, addr: Addr, *, poll: bool = False) -> None:
         self.addr = addr
         self.poll = poll
         self.sel = selectors.DefaultSelector()
@@ -476,14 +476,14 @@ def _one_auction(addr: Addr, probe: ServerProbe | None, n: int, window: int | No
 
 
 def big(addr: Addr, probe: ServerProbe | None = None, *, n: int = 2000,
-        timeout: float = TIMEOUT, poll: bool = True) -> Outcome:
+        timeout: float = TIMEOUT, poll: bool = False) -> Outcome:
     """One auction of ``n`` buyers who all connect the moment START arrives;
     time from START to the last result line."""
     return _one_auction(addr, probe, n, None, timeout, poll)
 
 
 def scale(addr: Addr, probe: ServerProbe | None = None, *, n: int = 1000,
-          window: int = 1000, timeout: float = TIMEOUT, poll: bool = True) -> Outcome:
+          window: int = 1000, timeout: float = TIMEOUT, poll: bool = False) -> Outcome:
     """One auction of ``n`` buyers, at most ``window`` handshakes in flight
     (10,000 at once would overflow any 4096 backlog and time the kernel's SYN
     retries instead of the server)."""
@@ -491,7 +491,7 @@ def scale(addr: Addr, probe: ServerProbe | None = None, *, n: int = 1000,
 
 
 def rate(addr: Addr, probe: ServerProbe | None = None, *, duration: float = 5.0,
-         buyers: int = 3, timeout: float = TIMEOUT, poll: bool = True) -> Outcome:
+         buyers: int = 3, timeout: float = TIMEOUT, poll: bool = False) -> Outcome:
     """Back-to-back auctions of ``buyers`` buyers for ``duration`` seconds;
     the next seller connects when the last result of the previous one
     arrives. The auction under way at the end is finished and counted."""
@@ -564,7 +564,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def storm(addr: Addr, probe: ServerProbe | None = None, *, clients: int = 200,
           buyers: int = 10, duration: float = 3.0, timeout: float = TIMEOUT,
-          poll: bool = True) -> Outcome:
+          poll: bool = False) -> Outcome:
     """``clients`` clients reconnect for ``duration`` seconds while an auction
     of ``buyers`` is in bidding (bids held back); every one must get BUSY.
     Then the buyers bid and the auction must end correctly."""
@@ -605,7 +605,7 @@ def storm(addr: Addr, probe: ServerProbe | None = None, *, clients: int = 200,
 
 
 def idle(addr: Addr, probe: ServerProbe | None = None, *, n: int = 5000,
-         window: int = 1000, timeout: float = TIMEOUT, poll: bool = True) -> Outcome:
+         window: int = 1000, timeout: float = TIMEOUT, poll: bool = False) -> Outcome:
     """Park ``n`` buyers in waiting-buyers (the seller asks for n+1) and read
     the server's RSS; then the seller leaves (RST) and every buyer must get
     ``CANCELLED seller-left``."""
@@ -662,10 +662,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help="buyers (big, idle, scale)")
     parser.add_argument("--duration", type=float, help="seconds (rate, storm)")
     parser.add_argument("--clients", type=int, help="reconnecting clients (storm)")
-    parser.add_argument("--sleep", action="store_true",
-                        help="sleep in the selector between events instead of polling")
+    parser.add_argument("--poll", action="store_true",
+                        help="poll the selector instead of sleeping between events")
     args = parser.parse_args(argv)
-    params: dict[str, Any] = {"poll": not args.sleep}
+    params: dict[str, Any] = {"poll": args.poll}
     for key in ("n", "duration", "clients"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)

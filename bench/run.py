@@ -161,7 +161,7 @@ class Server:
 
 
 def run_once(server: str, scenario: str, params: dict[str, Any], *,
-             poll: bool = True) -> dict[str, Any]:
+             poll: bool = False) -> dict[str, Any]:
     """Start ``server``, run one scenario, stop it; return the raw record.
     ``poll``: the load generator polls its selector (see loadgen.Driver)."""
     port = free_port()
@@ -405,9 +405,9 @@ def _plot_svg(series: dict[str, list[tuple[int, float | None, float | None]]], p
 # --- main ------------------------------------------------------------------------------
 
 
-def meta_loadgen(sleep: bool) -> str:
+def meta_loadgen(poll: bool) -> str:
     """Return how the load generator waits for events, for the report."""
-    return "sleeping in its selector" if sleep else "polling its selector"
+    return "polling its selector" if poll else "sleeping in its selector"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -421,9 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument("--scenarios", default=",".join(loadgen.SCENARIOS),
                         help=f"comma-separated subset of {','.join(loadgen.SCENARIOS)}")
-    parser.add_argument("--sleep", action="store_true",
-                        help="the load generator sleeps in its selector between events "
-                             "instead of polling (see docs/PERFORMANCE.md)")
+    parser.add_argument("--poll", action="store_true",
+                        help="the load generator polls its selector instead of sleeping "
+                             "between events (see docs/PERFORMANCE.md)")
     parser.add_argument("--json", type=Path,
                         help="raw results file (default bench/results/TIME-PROFILE.json)")
     parser.add_argument("--plot", type=Path,
@@ -449,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rnd in range(1, rounds + 1):
             for server in servers:  # A B C D, A B C D, ...
                 step += 1
-                record = run_once(server, scenario, params, poll=not args.sleep)
+                record = run_once(server, scenario, params, poll=args.poll)
                 record["round"] = rnd
                 runs.append(record)
                 shown = " ".join(f"{k}={_fmt(v)}" for k, v in record["metrics"].items()
@@ -467,12 +467,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     result_table = table(med, servers, failed)
     target_lines = targets(med, runs, sizes)
     print(f"\nMedians of {rounds} round(s), {profile_name} profile, load generator "
-          f"{meta_loadgen(args.sleep)}; (ratio to {REFERENCE}) in brackets:\n")
+          f"{meta_loadgen(args.poll)}; (ratio to {REFERENCE}) in brackets:\n")
     print(result_table)
     print("\nTargets of issue 6:\n" + "\n".join(target_lines))
     meta: dict[str, Any] = {
         "profile": profile_name, "rounds": rounds, "servers": servers, "sizes": profile,
-        "server_args": SERVER_ARGS, "loadgen": "sleeps" if args.sleep else "polls",
+        "server_args": SERVER_ARGS, "loadgen": "polls" if args.poll else "sleeps",
         "python": platform.python_version(),
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
