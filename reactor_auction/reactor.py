@@ -264,7 +264,7 @@ class Loop:
         while True:
             # What the last turn wrote goes out now, before sleeping (and
             # before returning: nothing written is left behind by stop()).
-            if self._unflushed:
+            if self._unflushed or self._unfinished:
                 self._flush_writes()
             if self._stopping:
                 break
@@ -324,27 +324,31 @@ class Loop:
     def _flush_writes(self) -> None:
         """Send what every stream wrote since the last flush.
 
-        Every stream's data goes before any stream's FIN: when a turn ends an
-        auction, the last result is not held up behind the other clients'
-        shutdowns. Flushing can close a stream (a send error), whose handler
-        may write to others: those are flushed in the same call, so the loop
-        never sleeps with output it could have sent.
+        The streams flushed together send all their data before any of them
+        sends its FIN: when a turn ends an auction, the last result is not held
+        up behind the other clients' shutdowns. Flushing can close a stream (a
+        send error), whose handler may write to others: those are flushed in
+        the same call, so the loop never sleeps with output it could have
+        sent. A FatalError leaves the streams not yet flushed queued, for
+        whatever runs the loop next (``AuctionService.abort_all``).
         """
         while self._unflushed or self._unfinished:
             while self._unflushed:
                 streams, self._unflushed = self._unflushed, []
-                for stream in streams:
+                for index, stream in enumerate(streams):
                     try:  # as _call does, without a call per stream
                         stream._flush()
                     except FatalError:
+                        self._unflushed[:0] = streams[index + 1:]
                         raise
                     except Exception as exc:
                         _contain(stream._flush, exc)
             streams, self._unfinished = self._unfinished, []
-            for stream in streams:
+            for index, stream in enumerate(streams):
                 try:
                     stream._flushed_and_finished()
                 except FatalError:
+                    self._unfinished[:0] = streams[index + 1:]
                     raise
                 except Exception as exc:
                     _contain(stream._flushed_and_finished, exc)
@@ -506,18 +510,25 @@ class Stream:
         """Queue ``data``; the loop sends it when this turn's events are
         handled, together with anything else written to this stream meanwhile.
 
-        Ignored after ``finish``/close. More than ``max_output`` unsent bytes
-        close the stream, reported to the handler on the next turn of the
-        loop, never from inside this call.
+        Ignored after ``finish``/close. ``max_output`` caps what the peer
+        leaves unread: output the kernel refused (waiting for EVENT_WRITE)
+        plus what is written after it. Going over closes the stream, reported
+        to the handler on the next turn of the loop, never from inside this
+        call.
         """
         if self._closed or self._finishing:
             return
-        if not (self._queued or self._blocked):
+        self._wbuf += data
+        if self._blocked:
+            if self._max_output is not None and len(self._wbuf) > self._max_output:
+                self._fail_later(self._overflow())
+        elif not self._queued:
             self._queued = True
             self._loop._unflushed.append(self)
-        self._wbuf += data
-        if self._max_output is not None and len(self._wbuf) > self._max_output:
-            self._fail_later(OutputOverflow(f"more than {self._max_output} bytes unread"))
+
+    def _overflow(self) -> OutputOverflow:
+        """Return the error that closes a stream whose peer left too much unread."""
+        return OutputOverflow(f"more than {self._max_output} bytes unread")
 
     def finish(self) -> None:
         """Flush what was written, shut down the write side, drain input
@@ -543,16 +554,18 @@ class Stream:
 
     def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
         """Close now; ``reset`` sends a TCP RST, which tells the peer
-        unmistakably that this side left. Without it, output written this turn
-        is sent if the kernel takes it at once; whatever it does not take is
-        dropped. Calls the handler's ``connection_lost`` before returning."""
+        unmistakably that this side left. Output still buffered is sent first
+        if the kernel takes it at once (as it would have been had it been
+        written before this turn); whatever it does not take is dropped.
+        Calls the handler's ``connection_lost`` before returning."""
         if self._closed:
             return
-        if self._wbuf and not reset:
+        if self._wbuf:
             try:
                 self._sock.send(self._wbuf)
             except OSError:
                 pass
+            self._wbuf.clear()
         if reset:
             try:
                 self._sock.setsockopt(
@@ -634,11 +647,15 @@ class Stream:
                 return
             del wbuf[:sent]
             if wbuf:
+                if self._max_output is not None and len(wbuf) > self._max_output:
+                    self._close(self._overflow())
+                    return
                 self._blocked = True
                 self._update()
                 return
-        if self._finishing:
-            self._loop._unfinished.append(self)  # FIN once every stream had its send
+            # (With nothing to send, finish() sent the FIN itself.)
+            if self._finishing:
+                self._loop._unfinished.append(self)  # FIN once every stream had its send
 
     def _flushed_and_finished(self) -> None:
         """The FIN after ``_flush``, once the loop flushed every stream."""
@@ -801,7 +818,12 @@ class Listener:
                     return
                 continue  # ECONNABORTED and friends: that client is gone
             self._exhausted = False
-            self._on_accept(socket.socket(family, kind, 0, fd), address)
+            try:
+                sock = socket.socket(family, kind, 0, fd)
+            except OSError:
+                os.close(fd)
+                continue
+            self._on_accept(sock, address)
 
     def _pause_accepting(self, exc: OSError) -> None:
         # Reported once per shortage, not at every retry.

@@ -10,6 +10,7 @@ prints. Nothing sleeps.
 from __future__ import annotations
 
 import io
+import os
 import signal
 import socket
 import sqlite3
@@ -24,6 +25,7 @@ import pytest
 from conftest import CLIENT_BIN, WAIT, ServerProcess, free_port
 
 from reactor_auction import client
+from reactor_auction.reactor import Loop
 from reactor_auction.session import ExitStatus
 
 CONNECTED = "Connected to the Auctioneer server.\n\n"
@@ -578,6 +580,34 @@ def test_protocol_error_from_a_strange_server() -> None:
     )
     assert status == ExitStatus.PROTOCOL_ERROR
     assert seen == [ConnectionResetError]
+
+
+def test_a_line_typed_before_leaving_still_reaches_the_server() -> None:
+    """The user types 150 and Ctrl-D without Enter: the line still counts and
+    is written, and the client leaves with a reset in the same turn of its
+    loop. The line must reach the server before the reset."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        typed, typing = os.pipe()
+        loop = Loop()
+        user = client.Client(loop, "127.0.0.1", port, interactive=True, stdin_fd=typed)
+        assert user.connect()
+        conn, _ = listener.accept()
+        os.write(typing, b"150")
+        os.close(typing)
+        loop.run()
+        loop.close()
+        os.close(typed)
+        received = b""
+        with conn:
+            conn.settimeout(WAIT)
+            try:
+                while chunk := conn.recv(100):
+                    received += chunk
+            except ConnectionResetError:
+                pass
+    assert received == b"150\n"
+    assert user.status == ExitStatus.END_OF_INPUT
 
 
 # --- the command line -------------------------------------------------------------------

@@ -157,23 +157,82 @@ def test_stop_does_not_strand_what_was_written() -> None:
 
 
 @pytest.mark.parametrize("reset", [False, True])
-def test_abort_sends_this_turns_output_unless_it_resets(reset: bool) -> None:
-    """abort() closes at once. Without a reset, what was written this turn
-    still goes out first (as it would have if sent at write time); a reset
-    drops it, and the peer sees ECONNRESET or a bare close."""
+def test_abort_still_sends_what_this_turn_wrote(reset: bool) -> None:
+    """abort() closes at once, but what was written this turn goes out first,
+    as it would have if sent at write time: the client writes a typed bid and
+    leaves with a reset (Ctrl-D mid-line) in the same turn."""
     loop = Loop()
     ours, theirs = socket.socketpair()
     theirs.settimeout(WAIT)
     handler = Recorder()
     stream = Stream(loop, ours, handler)
-    stream.write(b"CANCELLED shutdown\n")
+    stream.write(b"150\n")
     stream.abort(reset=reset)
     assert handler.lost == [None]
-    try:
-        received = theirs.recv(100)
-    except ConnectionResetError:
-        received = b""
-    assert received == (b"" if reset else b"CANCELLED shutdown\n")
+    assert stream.pending_output == 0
+    assert theirs.recv(100) == b"150\n"
+    theirs.close()
+    loop.close()
+
+
+def test_a_fatal_error_in_a_flush_leaves_the_other_streams_queued() -> None:
+    """A close handler raising FatalError mid-flush must not strand the
+    output of the streams after it: the shell's abort_all() runs the loop
+    again to tell everyone CANCELLED server-error."""
+
+    class Fatal(Recorder):
+        def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+            super().connection_lost(stream, exc)
+            raise FatalError("bug in the auction")
+
+    loop = Loop()
+    gone_ours, gone_theirs = socket.socketpair()
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(WAIT)
+    broken = Stream(loop, gone_ours, Fatal())
+    survivor = Stream(loop, ours, Recorder())
+    gone_theirs.close()  # the first stream's send fails in the flush
+
+    def turn_work() -> None:
+        broken.write(b"x\n")
+        survivor.write(b"WON 150 WolfPackSword\n")
+
+    loop.call_soon(turn_work)
+    with pytest.raises(FatalError):
+        loop.run()
+    survivor.write(b"CANCELLED server-error\n")  # what abort_all does
+    survivor.finish()
+    turn(loop)  # the loop flushes before it waits: both lines, then the FIN
+    received = b""
+    while chunk := theirs.recv(100):
+        received += chunk
+    assert received == b"WON 150 WolfPackSword\nCANCELLED server-error\n"
+    theirs.close()
+    run_until(loop, lambda: survivor.closed)
+    loop.close()
+
+
+def test_max_output_counts_only_what_the_peer_left_unread() -> None:
+    """A turn may write more than --max-output to a client that reads: the
+    cap is on what the kernel refused, not on one turn's output."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(WAIT)
+    handler = Recorder()
+    stream = Stream(loop, ours, handler, max_output=8)
+    stream.write(b"ROLE SELLER\n")
+    stream.write(b"REQUEST\n")
+    turn(loop)
+    assert theirs.recv(100) == b"ROLE SELLER\nREQUEST\n"
+    assert handler.lost == []
+    # A peer that stops reading: once the kernel refuses output, more than
+    # 8 unread bytes close the stream as lost.
+    while stream.pending_output == 0:
+        stream.write(b"x" * 65536)
+        turn(loop)
+    assert stream.closed or stream.pending_output > 8
+    run_until(loop, lambda: bool(handler.lost))
+    assert isinstance(handler.lost[0], OSError)
     theirs.close()
     loop.close()
 
