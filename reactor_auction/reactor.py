@@ -335,23 +335,24 @@ class Loop:
         while self._unflushed or self._unfinished:
             while self._unflushed:
                 streams, self._unflushed = self._unflushed, []
-                for index, stream in enumerate(streams):
-                    try:  # as _call does, without a call per stream
-                        stream._flush()
-                    except FatalError:
-                        self._unflushed[:0] = streams[index + 1:]
-                        raise
-                    except Exception as exc:
-                        _contain(stream._flush, exc)
+                self._each(streams, "_flush", self._unflushed)
             streams, self._unfinished = self._unfinished, []
-            for index, stream in enumerate(streams):
-                try:
-                    stream._flushed_and_finished()
-                except FatalError:
-                    self._unfinished[:0] = streams[index + 1:]
-                    raise
-                except Exception as exc:
-                    _contain(stream._flushed_and_finished, exc)
+            self._each(streams, "_flushed_and_finished", self._unfinished)
+
+    @staticmethod
+    def _each(streams: list[Stream], name: str, pending: list[Stream]) -> None:
+        """Call the method ``name`` of each stream, an error closing that
+        stream only (as ``_call`` does). On FatalError the streams not reached
+        go back to the front of ``pending``, still to be flushed."""
+        for index, stream in enumerate(streams):
+            method = getattr(stream, name)
+            try:
+                method()
+            except FatalError:
+                pending[:0] = streams[index + 1:]
+                raise
+            except Exception as exc:
+                _contain(method, exc)
 
     @staticmethod
     def _call(callback: Callable[[], None]) -> None:
