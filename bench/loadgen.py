@@ -38,7 +38,6 @@ import errno
 import gc
 import json
 import os
-import resource
 import selectors
 import socket
 import struct
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reactor_auction.auction import settle  # noqa: E402
 from reactor_auction.protocol import SECOND_PRICE, encode  # noqa: E402
+from reactor_auction.reactor import raise_fd_limit  # noqa: E402
 
 Addr = tuple[str, int]
 Metrics = dict[str, float]
@@ -71,15 +71,6 @@ def bid_of(number: int) -> int:
 
 class BenchError(Exception):
     """The scenario could not run to the end (timeout, no server)."""
-
-
-def raise_nofile() -> int:
-    """Raise the soft descriptor limit to the hard one; return the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    return soft
 
 
 # --- measuring the server from outside ----------------------------------------------
@@ -288,12 +279,13 @@ class Auction(Handler):
     prompted: list[Client] = field(default_factory=list)  # buyers told BID, not bidding yet
     bidding: int = 0  # buyers told BID
     results: int = 0
-    final_lines: dict[int, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.connect is None:
+            self.connect = self.request
 
     def begin(self) -> None:
         """Connect the seller."""
-        if self.connect is None:
-            self.connect = self.request
         self.seller = self.driver.connect(self, "seller")
 
     @property
@@ -372,7 +364,7 @@ class Auction(Handler):
             if self.hold:
                 self.prompted.append(buyer)
             else:
-                self.driver.send(buyer, b"%d\n" % bid_of(buyer.number))
+                self._bid(buyer)
         elif line == b"ACCEPTED":
             pass
         elif line.startswith((b"WON ", b"LOST ", b"UNSOLD ", b"CANCELLED ")):
@@ -387,7 +379,10 @@ class Auction(Handler):
         self.hold = False
         prompted, self.prompted = self.prompted, []
         for buyer in prompted:
-            self.driver.send(buyer, b"%d\n" % bid_of(buyer.number))
+            self._bid(buyer)
+
+    def _bid(self, buyer: Client) -> None:
+        self.driver.send(buyer, b"%d\n" % bid_of(buyer.number))
 
     # -- the check --------------------------------------------------------------------
 
@@ -641,7 +636,7 @@ def run_scenario(name: str, addr: Addr, pid: int | None, **params: Any) -> Outco
     """Run one scenario against the server at ``addr`` (process ``pid``, if
     known, for CPU and memory). A run that cannot finish is an Outcome with
     errors, never an exception."""
-    raise_nofile()
+    raise_fd_limit()
     probe = ServerProbe(pid) if pid else None
     gc.disable()  # the generator's own pauses are noise
     try:

@@ -36,15 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help="buyers (big, idle, scale)")
     parser.add_argument("--duration", type=float, help="seconds (rate, storm)")
     args = parser.parse_args(argv)
-    params = dict(run.PROFILES["full"][args.scenario]) if args.scenario != "scale" else {}
-    if args.scenario == "scale":
-        params["n"] = 10000
+    params = run.plan(run.PROFILES["full"], [args.scenario])[-1][1]  # scale: the largest
     for key in ("n", "duration"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     out = ROOT / "bench" / "results" / f"profile-{args.server}-{args.scenario}.prof"
     out.parent.mkdir(parents=True, exist_ok=True)
-    loadgen.raise_nofile()
     server = run.Server(args.server, run.free_port(),
                         python_args=["-m", "cProfile", "-o", str(out)])
     outcome = loadgen.run_scenario(args.scenario, ("127.0.0.1", server.port), server.proc.pid,

@@ -159,7 +159,7 @@ class Client:
 
     def _update_reader(self) -> None:
         """Interactive: read all the time. Scripted: only while a prompt waits."""
-        if self.status is None and (self.session.interactive or self.session.wants_input):
+        if self.status is None and self.session.reads_input:
             self._reader.resume()
         else:
             self._reader.pause()
@@ -192,8 +192,7 @@ class Client:
                 self._apply(self.session.user_line(line))
         except LineTooLong:
             # Not a line anyone typed: stop reading, as at the end of input.
-            self._reader.pause()
-            self._reader.eof = True
+            self._reader.stop()
             self._apply(self.session.input_ended())
 
     def _stdin_eof(self) -> None:

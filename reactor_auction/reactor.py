@@ -66,10 +66,9 @@ class OutputOverflow(ConnectionError):
 class Timer:
     """A callback due at a monotonic time; ``cancel()`` drops it."""
 
-    __slots__ = ("when", "callback", "cancelled", "_loop")
+    __slots__ = ("callback", "cancelled", "_loop")
 
-    def __init__(self, when: float, callback: Callable[[], None], loop: Loop | None = None) -> None:
-        self.when = when
+    def __init__(self, callback: Callable[[], None], loop: Loop | None = None) -> None:
         self.callback = callback
         self.cancelled = False
         self._loop = loop  #: the loop whose heap holds it; None once out of it
@@ -150,7 +149,7 @@ class Loop:
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` at monotonic time ``when``; return its Timer."""
-        timer = Timer(when, callback, self)
+        timer = Timer(callback, self)
         heapq.heappush(self._timers, (when, next(self._sequence), timer))
         return timer
 
@@ -185,17 +184,15 @@ class Loop:
     # -- file descriptors -------------------------------------------------------
 
     def watch(self, fileobj: Any, events: int, callback: Callable[[int], None]) -> None:
-        """Call ``callback(mask)`` when ``fileobj`` is ready; events 0 unwatches."""
-        try:
-            key = self._selector.get_key(fileobj)
-        except KeyError:
-            if events:
-                self._selector.register(fileobj, events, callback)
-            return
-        if not events:
-            self._selector.unregister(fileobj)
-        elif key.events != events or key.data is not callback:
-            self._selector.modify(fileobj, events, callback)
+        """Call ``callback(mask)`` when ``fileobj`` is ready; events 0 unwatches
+        (nothing if it was not watched)."""
+        if events:
+            self._selector.register(fileobj, events, callback)
+        else:
+            try:
+                self._selector.unregister(fileobj)
+            except KeyError:
+                pass
 
     def rewatch(self, fd: int, old: int, new: int, callback: Callable[[int], None]) -> None:
         """Change what ``fd`` is watched for from ``old`` to ``new`` events.
@@ -335,24 +332,25 @@ class Loop:
         while self._unflushed or self._unfinished:
             while self._unflushed:
                 streams, self._unflushed = self._unflushed, []
-                self._each(streams, "_flush", self._unflushed)
+                self._each(streams, Stream._flush, self._unflushed)
             streams, self._unfinished = self._unfinished, []
-            self._each(streams, "_flushed_and_finished", self._unfinished)
+            self._each(streams, Stream._flushed_and_finished, self._unfinished)
 
     @staticmethod
-    def _each(streams: list[Stream], name: str, pending: list[Stream]) -> None:
-        """Call the method ``name`` of each stream, an error closing that
-        stream only (as ``_call`` does). On FatalError the streams not reached
-        go back to the front of ``pending``, still to be flushed."""
+    def _each(
+        streams: list[Stream], method: Callable[[Stream], None], pending: list[Stream]
+    ) -> None:
+        """Call ``method`` on each stream, an error closing that stream only
+        (as ``_call`` does). On FatalError the streams not reached go back to
+        the front of ``pending``, still to be flushed."""
         for index, stream in enumerate(streams):
-            method = getattr(stream, name)
             try:
-                method()
+                method(stream)
             except FatalError:
                 pending[:0] = streams[index + 1:]
                 raise
             except Exception as exc:
-                _contain(method, exc)
+                _contain(method.__get__(stream), exc)
 
     @staticmethod
     def _call(callback: Callable[[], None]) -> None:
@@ -660,7 +658,7 @@ class Stream:
 
     def _flushed_and_finished(self) -> None:
         """The FIN after ``_flush``, once the loop flushed every stream."""
-        if not (self._closed or self._blocked or self._wbuf):
+        if not self._closed:  # nothing can be written after finish()
             self._shutdown_write()
 
     def _on_writable(self) -> None:
@@ -836,8 +834,7 @@ class Listener:
 
     def _resume(self) -> None:
         self._paused = None
-        if self._sock.fileno() >= 0:
-            self._loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
+        self._loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
 
     def close(self) -> None:
         """Stop listening (idempotent)."""
@@ -932,6 +929,11 @@ class FdReader:
             self._watching = False
             self._loop.watch(self._fd, 0, self._on_readable)
 
+    def stop(self) -> None:
+        """Stop for good, as at the end of input."""
+        self.pause()
+        self.eof = True
+
     def _on_readable(self, mask: int) -> None:
         try:
             data = os.read(self._fd, READ_SIZE)
@@ -940,8 +942,7 @@ class FdReader:
         except OSError:
             data = b""
         if not data:
-            self.pause()
-            self.eof = True
+            self.stop()
             self._on_eof()
             return
         self._on_data(data)

@@ -188,7 +188,7 @@ class AuctionService:
             for _ in range(LINES_PER_TURN):
                 # A stream that is closing (its output overflowed, or the
                 # auction let go of it) gets no more replies: stop here.
-                if conn.detached or stream.closing:
+                if stream.closing:
                     return
                 line = lines.next_line()
                 if line is None:
@@ -197,21 +197,20 @@ class AuctionService:
         except FramingTooLong:
             self._feed(LineTooLong(stream.tag))
             return
-        if not (conn.detached or stream.closing):
+        if not stream.closing:
             stream.pause_reading()
             stream.defer(lambda: self._more_lines(conn))
 
     def _more_lines(self, conn: _Conn) -> None:
         """The next turn after ``_take_lines`` ran out of budget."""
-        if conn.detached or conn.stream.closing:
+        if conn.stream.closing:
             return
         conn.stream.resume_reading()
         self._take_lines(conn)
 
     def eof_received(self, stream: Stream) -> None:
-        conn = self._conns[stream.tag]
-        if not conn.detached:
-            self._feed(InputEnded(stream.tag))
+        # Never after Close: a finishing stream consumes the peer's EOF itself.
+        self._feed(InputEnded(stream.tag))
 
     def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
         conn = self._conns.pop(stream.tag)
@@ -267,7 +266,6 @@ class AuctionService:
             self._retry_delay = LEDGER_RETRY_FIRST
             if self._retry_timer is not None:
                 self._retry_timer.cancel()
-                self._retry_timer = None
             self._commit()
         if error is not None:
             # Now that the machine's actions are all carried out: raised from

@@ -148,6 +148,12 @@ class Session:
         return self._prompt and self.status is None
 
     @property
+    def reads_input(self) -> bool:
+        """True while the shell should read input: interactive, always;
+        scripted, only while a prompt waits; never once over."""
+        return self.status is None and (self.interactive or self._prompt)
+
+    @property
     def needs_input(self) -> bool:
         """True while the person still has something to say (no request
         accepted, no bid received)."""

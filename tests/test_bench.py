@@ -27,9 +27,7 @@ BASELINES = ["asyncio", "uvloop", "threaded"]
 
 
 def _params(scenario: str) -> dict[str, Any]:
-    if scenario == "scale":
-        return {"n": SMOKE["scale"][-1]}
-    return dict(SMOKE[scenario])
+    return run.plan(SMOKE, [scenario])[-1][1]
 
 
 @pytest.mark.parametrize("server", ["reactor", "asyncio"])

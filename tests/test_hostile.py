@@ -38,6 +38,7 @@ from test_server import (
     final,
     half_close,
     join,
+    open_seller,
     ours_only,
     saw,
 )
@@ -51,18 +52,9 @@ Start = Callable[..., ServerProcess]
 Connect = Callable[[int], RawClient]
 
 
-def seller_of(connect: Connect, port: int, request: bytes) -> RawClient:
-    """Return a seller whose request was accepted."""
-    seller = connect(port)
-    seller.expect(b"ROLE SELLER", b"REQUEST")
-    seller.send(request + b"\n")
-    seller.expect(b"START")
-    return seller
-
-
 def quick_auction(connect: Connect, port: int) -> None:
     """Run a complete one-buyer auction and check its results."""
-    seller = seller_of(connect, port, b"1 10 1 Probe")
+    seller = open_seller(connect, port, b"1 10 1 Probe")
     (buyer,) = fill(connect, port, 1)
     bid(buyer, 42)
     for client, line in ((seller, b"SOLD 42 Probe"), (buyer, b"WON 42 Probe")):
@@ -116,7 +108,7 @@ def test_non_reading_flooders_are_disconnected_and_memory_stays_flat(
     saw(server, "left before sending an auction request")
 
     # Buyers that flood while waiting, while the seller checks its replies come.
-    seller = seller_of(connect, server.port, b"2 100 4 Ballast")
+    seller = open_seller(connect, server.port, b"2 100 4 Ballast")
     delays: list[float] = []
 
     def probe() -> None:
@@ -194,7 +186,7 @@ def test_polling_stops_once_the_traffic_does(start_server: Start, connect: Conne
     server = start_server("--no-ledger", "--poll-us", "2000")
     pid = server.proc.pid
     for round_ in range(20):  # quick exchanges: the window opens
-        seller = seller_of(connect, server.port, b"1 10 1 Lot%d" % round_)
+        seller = open_seller(connect, server.port, b"1 10 1 Lot%d" % round_)
         (buyer,) = fill(connect, server.port, 1)
         bid(buyer, 12)
         final(buyer, b"WON 12 Lot%d" % round_)
@@ -233,14 +225,14 @@ def test_reset_in_every_state_is_a_departure_never_a_crash(
     rst(seller, "left before sending an auction request", count=2)
 
     # waiting-buyers: a buyer before reading its number; the seller.
-    seller = seller_of(connect, port, b"2 100 2 Gone")
+    seller = open_seller(connect, port, b"2 100 2 Gone")
     rst(connect(port), "Buyer 1 left. The place is free again.")
     waiting = join(connect, port, 2, (1, 2))
     rst(seller, "Seller left while waiting for Buyers.")
     final(waiting, b"CANCELLED seller-left")
 
     # bidding: a refused newcomer, the seller, a buyer mid-bid, one after ACCEPTED.
-    seller = seller_of(connect, port, b"1 100 4 Lot")
+    seller = open_seller(connect, port, b"1 100 4 Lot")
     buyers = fill(connect, port, 4)
     rst(connect(port), "Server is busy (bidding)")
     rst(seller, "Seller left the auction.")
@@ -284,7 +276,7 @@ def test_300_garbage_connections_during_bidding(start_server: Start, connect: Co
     the auction completes with the right results."""
     server = start_server("--verbose" if OURS else "--no-ledger")
     rng = random.Random(5)
-    seller = seller_of(connect, server.port, b"2 100 2 Storm")
+    seller = open_seller(connect, server.port, b"2 100 2 Storm")
     one, two = fill(connect, server.port, 2)
     fds_before = fd_count(server.proc.pid)
 
@@ -375,7 +367,7 @@ def test_byte_trickling_buyer_still_hits_the_bid_timeout(
     start_server: Start, connect: Connect
 ) -> None:
     server = start_server("--bid-timeout", "0.5")
-    seller = seller_of(connect, server.port, b"2 100 2 Drip")
+    seller = open_seller(connect, server.port, b"2 100 2 Drip")
     one, two = fill(connect, server.port, 2)
     bid(one, 200)
     began = time.monotonic()
@@ -431,7 +423,7 @@ def test_client_with_unread_junk_still_receives_its_result(
     result; the server drains the junk instead, so all of it arrives, then
     an orderly end of stream."""
     server = start_server()
-    seller = seller_of(connect, server.port, b"1 100 3 Noise")
+    seller = open_seller(connect, server.port, b"1 100 3 Noise")
     one = join(connect, server.port, 1, (1, 3))
     two = socket.socket()
     small_receive_buffer(two)
@@ -527,7 +519,7 @@ def test_kill_9_and_restart_on_the_same_port_at_once(
     first = start_server()
     port = first.port
     quick_auction(connect, port)  # its closed connections linger in TIME_WAIT
-    seller = seller_of(connect, port, b"1 10 2 Orphan")
+    seller = open_seller(connect, port, b"1 10 2 Orphan")
     join(connect, port, 1, (1, 2))
     first.proc.kill()
     first.wait_exit()
@@ -567,7 +559,7 @@ def test_bug_in_the_auction_cancels_everyone_and_exits_70(
     )
     try:
         server.wait_for("Auctioneer is ready")
-        seller = seller_of(connect, port, b"1 10 2 Bug")
+        seller = open_seller(connect, port, b"1 10 2 Bug")
         one, two = fill(connect, port, 2)
         one.send(b"15\n")
         for client in (one, two, seller):

@@ -17,7 +17,6 @@ import select
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -26,6 +25,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SERVER_BIN, RawClient, ServerProcess
+from test_server import bid as bid_one
+from test_server import depart as reset
+from test_server import fill as buyers_join
+from test_server import local_port, open_seller
 
 from reactor_auction import history as history_cli
 from reactor_auction import ledger as ledger_mod
@@ -116,40 +119,17 @@ def the_row(path: Path, since: float, bids: list[tuple[int, int, int]]) -> sqlit
 
 
 def port_of(client: RawClient) -> str:
-    return f":{client.sock.getsockname()[1]}"
-
-
-def seller_starts(connect: Connect, port: int, request: bytes) -> RawClient:
-    seller = connect(port)
-    seller.expect(b"ROLE SELLER", b"REQUEST")
-    seller.send(request)
-    seller.expect(b"START")
-    return seller
-
-
-def buyers_join(connect: Connect, port: int, count: int) -> list[RawClient]:
-    """Connect ``count`` buyers (the whole requested number); return them after BID."""
-    buyers = []
-    for number in range(1, count + 1):
-        buyer = connect(port)
-        buyer.expect(b"ROLE BUYER %d" % number)
-        if number < count:
-            buyer.expect(b"WAITING %d %d" % (number, count))
-        buyers.append(buyer)
-    for buyer in buyers:
-        buyer.expect(b"BID")
-    return buyers
+    return f":{local_port(client)}"
 
 
 def bid(buyers: list[RawClient], amounts: list[int]) -> None:
     for buyer, amount in zip(buyers, amounts, strict=True):
-        buyer.send(b"%d\n" % amount)
-        buyer.expect(b"ACCEPTED")
+        bid_one(buyer, amount)
 
 
 def sold_auction(connect: Connect, port: int) -> tuple[RawClient, list[RawClient]]:
     """Run a whole second-price auction for "Lamp"; every result is read."""
-    seller = seller_starts(connect, port, b"2 100 2 Lamp\n")
+    seller = open_seller(connect, port, b"2 100 2 Lamp")
     buyers = buyers_join(connect, port, 2)
     bid(buyers, [130, 170])
     seller.expect(b"SOLD 130 Lamp")
@@ -163,12 +143,6 @@ def assert_silent(clients: list[RawClient], seconds: float = 0.3) -> None:
     assert all(client._buf == b"" for client in clients)
     readable, _, _ = select.select([client.sock for client in clients], [], [], seconds)
     assert readable == [], "a client got something while the ledger was locked"
-
-
-def reset(client: RawClient) -> None:
-    """Close with an RST (SO_LINGER 0): a departure, as auc_client's leave."""
-    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.sock.close()
 
 
 @pytest.fixture
@@ -345,7 +319,7 @@ def test_server_records_a_sold_auction(start_server: Start, connect: Connect,
                                        ledger_path: Path) -> None:
     since = time.time()
     server = start_server("--ledger", str(ledger_path))
-    seller = seller_starts(connect, server.port, b"2 100 3 Wolf Pack Sword\n")
+    seller = open_seller(connect, server.port, b"2 100 3 Wolf Pack Sword")
     buyers = buyers_join(connect, server.port, 3)
     bid(buyers, [120, 150, 180])
     seller.expect(b"SOLD 150 Wolf Pack Sword")
@@ -365,7 +339,7 @@ def test_server_records_an_unsold_auction(start_server: Start, connect: Connect,
                                           ledger_path: Path) -> None:
     since = time.time()
     server = start_server("--ledger", str(ledger_path))
-    seller = seller_starts(connect, server.port, b"1 500 2 Vase\n")
+    seller = open_seller(connect, server.port, b"1 500 2 Vase")
     buyers = buyers_join(connect, server.port, 2)
     bid(buyers, [200, 100])
     for client in (seller, *buyers):
@@ -382,7 +356,7 @@ def test_seller_leaving_while_buyers_wait_is_recorded_as_cancelled(
 ) -> None:
     since = time.time()
     server = start_server("--ledger", str(ledger_path))
-    seller = seller_starts(connect, server.port, b"2 100 2 Kettle\n")
+    seller = open_seller(connect, server.port, b"2 100 2 Kettle")
     buyer = connect(server.port)
     buyer.expect(b"ROLE BUYER 1", b"WAITING 1 2")
     reset(seller)
@@ -400,7 +374,7 @@ def test_sigterm_while_bidding_is_recorded_as_cancelled(
 ) -> None:
     since = time.time()
     server = start_server("--ledger", str(ledger_path))
-    seller = seller_starts(connect, server.port, b"1 100 3 Clock\n")
+    seller = open_seller(connect, server.port, b"1 100 3 Clock")
     buyers = buyers_join(connect, server.port, 3)
     bid(buyers[:2], [200, 150])  # the third is still thinking
     server.signal(signal.SIGTERM)
@@ -422,7 +396,7 @@ def test_sigterm_while_bidding_is_recorded_as_cancelled(
 def test_no_result_leaves_before_the_commit(start_server: Start, connect: Connect,
                                             ledger_path: Path) -> None:
     server = start_server("--ledger", str(ledger_path))
-    seller = seller_starts(connect, server.port, b"1 100 2 Lamp\n")
+    seller = open_seller(connect, server.port, b"1 100 2 Lamp")
     buyers = buyers_join(connect, server.port, 2)
     lock = sqlite3.connect(ledger_path, isolation_level=None, timeout=0)
     try:
@@ -458,13 +432,13 @@ def test_kill_9_in_any_state_keeps_every_told_result(
     if state == "waiting-seller":
         connect(port).expect(b"ROLE SELLER", b"REQUEST")
     elif state == "waiting-buyers":
-        seller_starts(connect, port, b"1 10 2 Vase\n")
+        open_seller(connect, port, b"1 10 2 Vase")
         connect(port).expect(b"ROLE BUYER 1", b"WAITING 1 2")
     elif state == "bidding":
-        seller_starts(connect, port, b"1 10 2 Vase\n")
+        open_seller(connect, port, b"1 10 2 Vase")
         bid(buyers_join(connect, port, 2)[:1], [50])
     else:  # a second auction: killed the moment its first result arrives
-        seller = seller_starts(connect, port, b"1 10 1 Vase\n")
+        seller = open_seller(connect, port, b"1 10 1 Vase")
         bid(buyers_join(connect, port, 1), [50])
         seller.expect(b"SOLD 50 Vase")
     server.proc.kill()

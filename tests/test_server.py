@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SERVER_BIN, WAIT, RawClient, ServerProcess, free_port
+from hostile_tools import reset
 
 OURS = not os.environ.get("AUC_SERVER")
 ours_only = pytest.mark.skipif(
@@ -91,8 +91,7 @@ def final(client: RawClient, line: bytes) -> None:
 
 def depart(client: RawClient) -> None:
     """Leave with a TCP reset (the way the project's client leaves)."""
-    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.sock.close()
+    reset(client.sock)
 
 
 def half_close(client: RawClient) -> None:

@@ -154,10 +154,7 @@ class AsyncServer:
         )
         for signum in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(signum, self._on_signal)
-        if options.verbose:
-            port = self._server.sockets[0].getsockname()[1]
-            print(f"Listening on {options.host or '*'}:{port}", flush=True)
-        options.log("ready", ())
+        options.listening(self._server.sockets[0].getsockname()[1])
         await self._done
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,14 +19,9 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
-    sys.path.insert(0, str(ROOT))
-
-from reactor_auction.auction import (  # noqa: E402
+from reactor_auction.auction import (
     Auction,
     Close,
     Departed,
@@ -39,9 +34,9 @@ from reactor_auction.auction import (  # noqa: E402
     Tick,
     coalesce,
 )
-from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS  # noqa: E402
-from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed  # noqa: E402
-from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE  # noqa: E402
+from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS
+from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed
+from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE
 
 __all__ = [
     "BACKLOG", "LINGER_BYTES", "LINGER_SECONDS", "MAX_OUTPUT", "SHUTDOWN_GRACE",
@@ -67,7 +62,6 @@ class Options:
         self.request_timeout: float = args.request_timeout
         self.bid_timeout: float = args.bid_timeout
         self.max_output: int = args.max_output
-        self.verbose: bool = args.verbose
         self.max_buyers = max_buyers  #: capped by the descriptor limit, as auc_server does
         self.log = log
 
@@ -78,6 +72,11 @@ class Options:
             request_timeout=self.request_timeout,
             bid_timeout=self.bid_timeout,
         )
+
+    def listening(self, port: int) -> None:
+        """Say so, as auc_server does: the port (--verbose only), then ready."""
+        self.log("listening", (self.host or "*", port))
+        self.log("ready", ())
 
 
 def parse_options(prog: str, what: str, argv: Sequence[str] | None = None) -> Options:

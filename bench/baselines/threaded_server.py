@@ -160,9 +160,7 @@ class ThreadedServer:
             print(f"threaded_server.py: cannot listen on port {options.port}: "
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 4
-        if options.verbose:
-            print(f"Listening on {options.host or '*'}:{listener.getsockname()[1]}", flush=True)
-        options.log("ready", ())
+        options.listening(listener.getsockname()[1])
         threading.Thread(target=self.accept_forever, args=(listener,), name="accept",
                          daemon=True).start()
         signal.sigwait(_SIGNALS)
