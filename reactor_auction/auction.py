@@ -253,13 +253,13 @@ class _Party:
     conn: int
     peer: str
     present: bool = True  # we can still write to it
-    input_open: bool = True  # it can still send lines
 
 
 @dataclass(slots=True, eq=False)
 class _Buyer(_Party):
     number: int = 0
     bid: int | None = None
+    input_open: bool = True  # it can still send lines
 
 
 @dataclass(slots=True)
@@ -269,7 +269,6 @@ class _Auction:
     request: Request
     seller: _Party
     started_at: float
-    buyers_connected: int = 0
     bids: list[BidRecord] = field(default_factory=list)
 
 
@@ -363,7 +362,6 @@ class Auction:
         self._seller: _Party | None = None
         self._buyers: dict[int, _Buyer] = {}  # conn -> buyer, in joining order
         self._next_number = 1
-        self._present_buyers = 0  # buyers whose connection is open
         self._undecided = 0  # buyers that can still bid and have not
         self._auction: _Auction | None = None
         self._finals: list[tuple[_Party, bytes]] = []  # sent after Recorded
@@ -396,7 +394,12 @@ class Auction:
         self._now = now
         actions: list[Action] = []
         self._actions = actions
-        if self.deadline is not None and now >= self.deadline and not isinstance(event, Tick):
+        due = self.deadline is not None and now >= self.deadline
+        if isinstance(event, Tick):
+            if due:
+                handler(event)
+            return actions
+        if due:
             self._transition(_TICK)(_TICK)
             try:
                 handler = self._transition(event)
@@ -441,7 +444,7 @@ class Auction:
     @property
     def buyers_connected(self) -> int:
         """Return the number of buyers whose connection is open."""
-        return self._present_buyers
+        return sum(1 for buyer in self._buyers.values() if buyer.present)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -465,8 +468,6 @@ class Auction:
         """Close a party's connection (its final line, if any, was sent)."""
         if party.present:
             party.present = False
-            if isinstance(party, _Buyer):
-                self._present_buyers -= 1
             self._actions.append(Close(party.conn))
 
     def _final(self, conn: int, data: bytes) -> None:
@@ -496,8 +497,7 @@ class Auction:
         self._send(event.conn, _MSG_NOTYET)
 
     def _input_ended(self, event: InputEnded) -> None:
-        # Half-closed: it sends nothing more but still receives its result.
-        self._party(event.conn).input_open = False
+        pass  # Half-closed: it sends nothing more but still receives its result.
 
     def _too_long(self, event: LineTooLong) -> None:
         self._log("line_too_long", self._party(event.conn).peer)
@@ -550,42 +550,44 @@ class Auction:
         seller = self._seller
         assert seller is not None
         self._log("seller_left_early", seller.peer)
-        self._close(seller)
+        self._drop_seller(None)
+
+    def _drop_seller(self, line: bytes | None) -> None:
+        """Let the seller go before any request was accepted (with ``line``)."""
+        seller = self._seller
+        assert seller is not None
+        if line is None:
+            self._close(seller)
+        else:
+            self._final_to(seller, line)
         self._seller = None
         self.deadline = None
 
     def _request_deadline(self, event: Tick) -> None:
         seller = self._seller
-        if seller is None or self.deadline is None or self._now < self.deadline:
-            return
+        assert seller is not None  # the deadline runs only while there is one
         self._log("seller_timeout", seller.peer)
-        self._final_to(seller, _MSG_TIMEOUT)
-        self._seller = None
-        self.deadline = None
+        self._drop_seller(_MSG_TIMEOUT)
 
     # -- waiting-buyers ---------------------------------------------------------
 
     def _add_buyer(self, event: Connected) -> None:
         auction = self._auction
         assert auction is not None
-        if self._stopping:
-            self._busy(event)
-            return
         buyer = _Buyer(event.conn, event.peer, number=self._next_number)
         self._next_number += 1
         self._buyers[event.conn] = buyer
-        self._present_buyers += 1
         self._log("buyer_connected", buyer.number, event.peer)
         self._send(event.conn, encode("ROLE", "BUYER", buyer.number))
+        joined = len(self._buyers)  # all present: one that leaves now is removed
         needed = auction.request.buyers
-        if self._present_buyers < needed:
-            self._send(event.conn, encode("WAITING", self._present_buyers, needed))
+        if joined < needed:
+            self._send(event.conn, encode("WAITING", joined, needed))
             return
         # The count is complete: bidding starts for everyone at once.
-        auction.buyers_connected = self._present_buyers
         self._log("bidding_starts")
         self._enter(State.BIDDING)
-        self._undecided = self._present_buyers
+        self._undecided = joined
         self.deadline = self._now + self.bid_timeout
         for other in self._buyers.values():
             self._send(other.conn, _MSG_BID)
@@ -645,9 +647,8 @@ class Auction:
             self._decided()  # an abstention; a bid already in stands
 
     def _bid_deadline(self, event: Tick) -> None:
-        if self.deadline is not None and self._now >= self.deadline:
-            self._log("bid_deadline", self._undecided)
-            self._settle()
+        self._log("bid_deadline", self._undecided)
+        self._settle()
 
     def _settle(self) -> None:
         auction = self._auction
@@ -692,7 +693,7 @@ class Auction:
                     kind=request.kind,
                     min_price=request.min_price,
                     buyers_requested=request.buyers,
-                    buyers_connected=auction.buyers_connected or self._present_buyers,
+                    buyers_connected=len(self._buyers),
                     outcome=result,
                     reason=reason,
                     winner=outcome.winner,
@@ -729,7 +730,7 @@ class Auction:
         self._seller = None
         self._buyers = {}
         self._auction = None
-        self._present_buyers = self._undecided = 0
+        self._undecided = 0
         self._next_number = 1
         self._enter(State.WAITING_SELLER)
 
@@ -743,10 +744,7 @@ class Auction:
             return
         self._stopping = True
         if self._auction is None:
-            seller = self._seller
-            if seller is not None:
-                self._final_to(seller, encode("CANCELLED", "shutdown"))
-                self._seller = None
-            self.deadline = None
+            if self._seller is not None:
+                self._drop_seller(encode("CANCELLED", "shutdown"))
             return
         self._cancel("shutdown")

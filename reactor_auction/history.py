@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,9 +20,7 @@ from typing import TextIO
 from . import protocol
 from .cli import non_negative_int
 from .ledger import DEFAULT_PATH, LedgerError, PastAuction, history
-
-EXIT_OK = 0
-EXIT_LEDGER = 3  # the same status as auc_server's for an unusable ledger
+from .server import EXIT_LEDGER, EXIT_OK, discard_stdout
 
 #: Column headings, and which columns are right-aligned (numbers).
 COLUMNS = ("when", "item", "type", "outcome", "winner", "price", "bids")
@@ -74,8 +71,7 @@ def _print(lines: list[str], out: TextIO) -> int:
             out.write(line + "\n")
         out.flush()
     except BrokenPipeError:
-        # Python would complain again flushing stdout at exit; point it at nothing.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        discard_stdout()  # Python would complain again flushing it at exit
     return EXIT_OK
 
 

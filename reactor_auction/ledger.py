@@ -13,6 +13,7 @@ older file is opened. A file from a newer program is refused, never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sqlite3
@@ -120,32 +121,33 @@ def _check_path(path: str, *, must_exist: bool) -> None:
         raise LedgerError(f"cannot create ledger {path}: {parent} {what}")
 
 
-def _version(db: sqlite3.Connection) -> int:
-    """Return the schema version. The first read of the file: raises
-    sqlite3.DatabaseError if it is not a database (connect() is lazy)."""
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+def _version(db: sqlite3.Connection, path: str) -> int:
+    """Return the schema version; raise LedgerError if a newer program wrote
+    the file. The first read of the file: raises sqlite3.DatabaseError if it
+    is not a database (connect() is lazy)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"ledger {path} has schema version {version}; this program knows up to "
+            f"{SCHEMA_VERSION}: use a newer reactor_auction or another --ledger"
+        )
+    return version
 
 
-def _newer(path: str, version: int) -> LedgerError:
-    """Return the error for a file written by a newer schema."""
-    return LedgerError(
-        f"ledger {path} has schema version {version}; this program knows up to "
-        f"{SCHEMA_VERSION}: use a newer reactor_auction or another --ledger"
-    )
+def _failure(exc: sqlite3.Error) -> LedgerError:
+    """Return LedgerBusy if ``exc`` means "locked, try later", else LedgerError."""
+    return (LedgerBusy if _is_busy(exc) else LedgerError)(str(exc))
 
 
 class Ledger:
     """An open ledger file. ``record`` commits one auction."""
 
-    def __init__(self, path: str, *, clock_offset: float | None = None) -> None:
+    def __init__(self, path: str) -> None:
         """Open (creating or migrating) the ledger at ``path``.
 
-        ``clock_offset`` turns the auction's monotonic times into Unix times
-        (default: measured at each record, so a clock step is followed).
         Raises LedgerError with a one-line reason.
         """
         self.path = path
-        self._offset = clock_offset
         _check_path(path, must_exist=False)
         try:
             # Before the loop runs, waiting a moment for another server's
@@ -168,9 +170,7 @@ class Ledger:
     def _prepare(self) -> None:
         """Check the version, set WAL and full sync, migrate up to SCHEMA_VERSION."""
         db = self._db
-        version = _version(db)
-        if version > SCHEMA_VERSION:
-            raise _newer(self.path, version)
+        version = _version(db, self.path)
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise LedgerError(f"ledger {self.path} cannot use WAL mode (got {mode})")
@@ -178,7 +178,7 @@ class Ledger:
         db.execute("PRAGMA foreign_keys=ON")
         while version < SCHEMA_VERSION:
             self._migrate_one()
-            version = _version(db)
+            version = _version(db, self.path)
 
     def _migrate_one(self) -> None:
         """Apply the next migration in its own transaction."""
@@ -187,9 +187,7 @@ class Ledger:
         try:
             # Read again under the write lock: another server may have just
             # migrated the same file.
-            version = _version(db)
-            if version > SCHEMA_VERSION:
-                raise _newer(self.path, version)
+            version = _version(db, self.path)
             if version < SCHEMA_VERSION:
                 for statement in _MIGRATIONS[version]:
                     db.execute(statement)
@@ -206,14 +204,10 @@ class Ledger:
         LedgerError for any other failure (nothing was written either).
         """
         db = self._db
-        offset = time.time() - time.monotonic() if self._offset is None else self._offset
+        # Monotonic to Unix time, measured now so that a clock step is followed.
+        offset = time.time() - time.monotonic()
         try:
             db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            if _is_busy(exc):
-                raise LedgerBusy(str(exc)) from None
-            raise LedgerError(str(exc)) from None
-        try:
             cursor = db.execute(
                 "INSERT INTO auctions (item, kind, min_price, buyers_requested,"
                 " buyers_connected, outcome, reason, winner, winner_address, highest,"
@@ -234,13 +228,10 @@ class Ledger:
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # no transaction left to roll back
-            if _is_busy(exc):
-                raise LedgerBusy(str(exc)) from None
-            raise LedgerError(str(exc)) from None
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the error to report is exc
+                    db.execute("ROLLBACK")
+            raise _failure(exc) from None
         return auction_id
 
     def close(self) -> None:
@@ -293,10 +284,7 @@ def history(path: str, limit: int | None = 20) -> list[PastAuction]:
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from None
     try:
-        version = _version(db)
-        if version > SCHEMA_VERSION:
-            raise _newer(path, version)
-        if version == 0:
+        if _version(db, path) == 0:
             return []  # created but never set up: nothing recorded
         rows = db.execute(_HISTORY_QUERY, (-1 if limit is None else limit,)).fetchall()
     except sqlite3.Error as exc:

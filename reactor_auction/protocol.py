@@ -75,7 +75,7 @@ def parse_item(text: str) -> str:
     """
     item = text.strip(" ")
     if not 1 <= len(item) <= MAX_ITEM or not item.isprintable():
-        raise InvalidInput("an item name is 1 to 255 printable characters")
+        raise InvalidInput(f"an item name is 1 to {MAX_ITEM} printable characters")
     return item
 
 

@@ -60,10 +60,10 @@ class ConsoleLog:
             # terminal): the auction must go on without it.
             if stream is sys.stdout:
                 self.quiet = True
-                _discard_stdout()
+                discard_stdout()
 
 
-def _discard_stdout() -> None:
+def discard_stdout() -> None:
     """Point standard output at /dev/null, so that what is still buffered
     (and Python's flush at exit, which would otherwise fail and set exit
     status 120) goes nowhere instead of to a broken pipe."""

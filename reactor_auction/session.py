@@ -117,6 +117,8 @@ TRANSITIONS: dict[tuple[Phase, str], str] = {
 
 #: What INVALID's word must be in each phase.
 _INVALID_WORD = {_P.SELLER: "request", _P.BUYER_BIDDING: "bid"}
+#: What DONE means in each phase (otherwise: bidding closed).
+_DONE_TEXT = {_P.SELLER_STARTED: "done_seller", _P.BUYER_ACCEPTED: "done_buyer"}
 
 
 class Session:
@@ -190,7 +192,7 @@ class Session:
     def server_line_too_long(self) -> Output:
         """The server sent more than a line's worth of bytes without ``\\n``."""
         if self.status is None:
-            self._protocol_error("the server sent an over-long line")
+            self._protocol_error(text.client_text("detail_over_long"))
         return self._output()
 
     def user_line(self, line: bytes) -> Output:
@@ -256,7 +258,9 @@ class Session:
         name = TRANSITIONS.get((self.phase, message.keyword))
         if name is None:
             self._protocol_error(
-                f"unexpected {message.keyword!r} from the server ({self.phase.value})"
+                text.client_text(
+                    "detail_unexpected", keyword=message.keyword, phase=self.phase.value
+                )
             )
             return
         getattr(self, name)(message)
@@ -299,7 +303,7 @@ class Session:
     def _invalid(self, message: ServerMessage) -> None:
         word = _INVALID_WORD[self.phase]
         if message.word != word:
-            self._protocol_error(f"unexpected 'INVALID {message.word}' from the server")
+            self._protocol_error(text.client_text("detail_unexpected_invalid", word=message.word))
             return
         self._prompt = False  # the server re-prompts with REQUEST or BID
         self._say(f"invalid_{word}")
@@ -314,11 +318,7 @@ class Session:
         self._end(ExitStatus.TIMED_OUT, "disconnecting")
 
     def _done(self, message: ServerMessage) -> None:
-        kind = {
-            Phase.SELLER_STARTED: "done_seller",
-            Phase.BUYER_ACCEPTED: "done_buyer",
-        }.get(self.phase, "done_closed")
-        self._say(kind)
+        self._say(_DONE_TEXT.get(self.phase, "done_closed"))
 
     def _sold(self, message: ServerMessage) -> None:
         self._result("seller_finished", "sold", item=message.item, price=message.numbers[0])
@@ -355,13 +355,9 @@ class Session:
         self._result("buyer_finished", "buyer_unsold")
 
     def _cancelled(self, message: ServerMessage) -> None:
-        reason = message.word
-        kind = f"cancelled_{reason}"
-        self._say(kind if kind in text.CLIENT_TEXT else "cancelled", reason=reason)
+        self._show.append(text.client_text_for("cancelled", message.word))
         self._end(ExitStatus.CANCELLED, "disconnecting")
 
     def _server_error(self, message: ServerMessage) -> None:
-        reason = message.word
-        kind = f"server_error_{reason}"
-        self._say(kind if kind in text.CLIENT_TEXT else "server_error", reason=reason)
+        self._show.append(text.client_text_for("server_error", message.word))
         self._end(ExitStatus.PROTOCOL_ERROR, "disconnecting")

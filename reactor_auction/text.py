@@ -115,6 +115,9 @@ CLIENT_TEXT: dict[str, str] = {
     "disconnecting": "Disconnecting from the Auctioneer server.",
     "connection_lost": "The connection to the Auctioneer server was lost before the auction "
     "was over.",
+    "detail_over_long": "the server sent an over-long line",
+    "detail_unexpected": "unexpected {keyword!r} from the server ({phase})",
+    "detail_unexpected_invalid": "unexpected 'INVALID {word}' from the server",
     "protocol_error": "Protocol error: {detail}.\nDisconnecting from the Auctioneer server.",
     "end_of_input": "End of input: leaving the auction before it is over.",
     "interrupted": "Interrupted: leaving the Auctioneer server. Goodbye!",
@@ -148,3 +151,10 @@ CLIENT_EXIT_TEXT: dict[str, str] = {
 def client_text(kind: str, **fields: object) -> str:
     """Return the client's text ``kind`` with ``fields`` filled in (it may span lines)."""
     return CLIENT_TEXT[kind].format(**fields)
+
+
+def client_text_for(kind: str, word: str) -> str:
+    """Return the text ``kind_word`` if there is one, else ``kind`` with
+    ``reason=word`` (``CANCELLED``/``ERROR`` and their reason words)."""
+    specific = f"{kind}_{word}"
+    return client_text(specific if specific in CLIENT_TEXT else kind, reason=word)
