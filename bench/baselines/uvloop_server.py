@@ -13,9 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import uvloop  # noqa: E402
-
 from bench.baselines.asyncio_server import main  # noqa: E402
 
+#: What to say, on one line, when uvloop cannot be imported.
+MISSING = ("uvloop_server.py: uvloop is not installed; install it with "
+           "python3 -m pip install -r bench/requirements.txt (or: python3 -m pip install uvloop)")
+
 if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        sys.exit(MISSING)  # status 1, the line on stderr
     sys.exit(main(loop_factory=uvloop.new_event_loop, prog="uvloop_server.py", what="uvloop"))
