@@ -10,10 +10,11 @@ Each server is started on a free port with ``--quiet --no-ledger --max-buyers
 this process), and stopped with SIGTERM (it must exit 0). Servers take turns
 (A B C D, A B C D, ...) for three rounds per scenario, so slow drift on a
 shared machine hits all of them alike. Prints one progress line per run, then a
-table of medians with ratios to the asyncio baseline and the issue's targets;
-saves every raw measurement as JSON in bench/results/ and plots the ``scale``
-scenario to docs/bench-scale.png. Exit status 0 when every run was correct,
-1 otherwise. See docs/PERFORMANCE.md.
+table of medians with ratios to the asyncio baseline and the targets of
+docs/PERFORMANCE.md (a server or scenario left out is "not run", never
+failed); saves every raw measurement as JSON in bench/results/ and plots the
+``scale`` scenario to docs/bench-scale.png. Exit status 0 when every run was
+correct, 1 otherwise. See docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -204,6 +205,13 @@ def plan(profile: dict[str, Any], scenarios: Sequence[str]) -> list[tuple[str, d
     return cases
 
 
+def ran(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Return the (case, server) pairs run, each once, in running order: a
+    pair that is absent was not run, whether or not its runs were correct."""
+    return list(dict.fromkeys((case_name(r["scenario"], r["params"]), r["server"])
+                              for r in runs))
+
+
 def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """Return case -> server -> metric -> median over the correct runs."""
     grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -231,23 +239,27 @@ def _fmt(value: float) -> str:
 
 
 def table(med: dict[str, dict[str, dict[str, float]]], servers: Sequence[str],
-          failed: dict[tuple[str, str], int]) -> str:
-    """Return a Markdown table of medians, each with its ratio to REFERENCE."""
+          pairs: Sequence[tuple[str, str]]) -> str:
+    """Return a Markdown table of medians, each with its ratio to REFERENCE:
+    one row per metric of each case run, one column per server in ``servers``.
+    A cell says FAILED when that server ran the case with no correct run, and
+    not run when it did not run it."""
     head = ["scenario", "metric", *servers]
     rows = [head, ["---"] * len(head)]
+    cases = list(dict.fromkeys(case for case, _ in pairs))
     for case_key, metric, unit, better in TABLE:
-        for case in med:
+        for case in cases:
             if case.split("@")[0] != case_key:
                 continue
             per = med.get(case, {})
-            if not any(metric in per.get(s, {}) for s in servers):
-                continue
+            if per and not any(metric in per.get(s, {}) for s in servers):
+                continue  # none of the correct runs measured it
             ref = per.get(REFERENCE, {}).get(metric)
             cells = []
             for srv in servers:
                 value = per.get(srv, {}).get(metric)
                 if value is None:
-                    cells.append("FAILED" if failed.get((case, srv)) else "-")
+                    cells.append("FAILED" if (case, srv) in pairs else "not run")
                     continue
                 cell = _fmt(value)
                 if ref and srv != REFERENCE:
@@ -263,22 +275,46 @@ def _get(med: dict[str, Any], case: str, server: str, metric: str) -> float | No
     return None if value is None else float(value)
 
 
+def _not_run(absent: Sequence[tuple[str, str]], pairs: Sequence[tuple[str, str]]) -> str:
+    """Return which of the (case, server) pairs in ``absent`` were not run,
+    by scenario: "storm was not run", "rate was not run on uvloop"."""
+    scenarios = {case.split("@")[0] for case, _ in pairs}
+    parts = []
+    for scenario in dict.fromkeys(case.split("@")[0] for case, _ in absent):
+        if scenario not in scenarios:
+            parts.append(f"{scenario} was not run")
+            continue
+        on = dict.fromkeys(srv for case, srv in absent if case.split("@")[0] == scenario)
+        parts.append(f"{scenario} was not run on {', '.join(on)}")
+    return "; ".join(parts)
+
+
 def targets(med: dict[str, Any], runs: list[dict[str, Any]], sizes: Sequence[int]) -> list[str]:
-    """Return one line per target of issue 6: MET, MISSED or n/a, with the numbers."""
+    """Return one line per target (docs/PERFORMANCE.md): MET or MISSED with
+    the numbers; not run when a scenario or server it compares was not run;
+    n/a when one of them has no correct run. ``sizes`` are the profile's
+    scale sizes."""
+    pairs = ran(runs)
+    lo, hi = min(sizes), max(sizes)
     lines: list[str] = []
 
     def value(server: str, case: str, metric: str) -> float:
         found = _get(med, case, server, metric)
         if found is None:
-            raise LookupError(case)
+            raise LookupError(f"{case} on {server}")
         return found
 
-    def verdict(name: str, judge: Any) -> None:
-        """``judge()`` returns (met, detail); n/a when a median is missing."""
+    def verdict(name: str, needs: Sequence[tuple[str, str]], judge: Any) -> None:
+        """``needs``: the (case, server) pairs ``judge()`` compares; it returns
+        (met, detail)."""
+        absent = [pair for pair in needs if pair not in pairs]
+        if absent:
+            lines.append(f"- {name}: not run ({_not_run(absent, pairs)})")
+            return
         try:
             met, detail = judge()
-        except LookupError as missing:
-            lines.append(f"- {name}: **n/a** (no correct {missing} runs)")
+        except LookupError as failed:
+            lines.append(f"- {name}: **n/a** (no correct run of {failed})")
             return
         lines.append(f"- {name}: **{'MET' if met else 'MISSED'}** ({detail})")
 
@@ -306,7 +342,6 @@ def targets(med: dict[str, Any], runs: list[dict[str, Any]], sizes: Sequence[int
         return ri <= 0.6 * ai, f"{_fmt(ri)} MiB vs {_fmt(ai)} MiB: {ri / ai:.2f}x"
 
     def scale() -> tuple[bool, str]:
-        lo, hi = min(sizes), max(sizes)
         plo, phi = (value("reactor", f"scale@{n}", "us_per_buyer") for n in (lo, hi))
         correct = [run["ok"] for run in runs if run["scenario"] == "scale"
                    and run["params"]["n"] == hi and run["server"] == "reactor"]
@@ -314,13 +349,17 @@ def targets(med: dict[str, Any], runs: list[dict[str, Any]], sizes: Sequence[int
                 f"{_fmt(plo)} -> {_fmt(phi)} µs per buyer: {phi / plo:.2f}x; "
                 f"{sum(correct)}/{len(correct)} runs at {hi} correct")
 
-    verdict("rate: at least 1.5x asyncio, ahead of uvloop", rate)
-    verdict("storm: more BUSY/s than uvloop, lower p99", storm)
-    verdict("big: no listen-queue drops, time at most asyncio's", big)
-    verdict("idle: RSS at most 0.6x asyncio's", idle)
-    if sizes:
-        verdict(f"scale: {max(sizes)} buyers correct, time per buyer within 1.3x of "
-                f"{min(sizes)}'s", scale)
+    def on(case: str, *servers: str) -> list[tuple[str, str]]:
+        return [(case, srv) for srv in servers]
+
+    verdict("rate: at least 1.5x asyncio, ahead of uvloop",
+            on("rate", "reactor", "asyncio", "uvloop"), rate)
+    verdict("storm: more BUSY/s than uvloop, lower p99", on("storm", "reactor", "uvloop"), storm)
+    verdict("big: no listen-queue drops, time at most asyncio's",
+            on("big", "reactor", "asyncio"), big)
+    verdict("idle: RSS at most 0.6x asyncio's", on("idle", "reactor", "asyncio"), idle)
+    verdict(f"scale: {hi} buyers correct, time per buyer within 1.3x of {lo}'s",
+            [*on(f"scale@{lo}", "reactor"), *on(f"scale@{hi}", "reactor")], scale)
     return lines
 
 
@@ -404,11 +443,6 @@ def _plot_svg(series: dict[str, list[tuple[int, float | None, float | None]]], p
 # --- main ------------------------------------------------------------------------------
 
 
-def meta_loadgen(poll: bool) -> str:
-    """Return how the load generator waits for events, for the report."""
-    return "polling its selector" if poll else "sleeping in its selector"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return 0 if every run was correct, else 1."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -456,18 +490,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[{step:3d}/{total}] {case_name(scenario, params):11s} round {rnd}/{rounds} "
                       f"{server:9s} {status:6s} {shown}", file=sys.stderr, flush=True)
     med = medians(runs)
-    failed: dict[tuple[str, str], int] = {}
-    for run in runs:
-        if not run["ok"]:
-            key = (case_name(run["scenario"], run["params"]), run["server"])
-            failed[key] = failed.get(key, 0) + 1
-    sizes = list(profile["scale"]) if "scale" in scenarios else []
-    result_table = table(med, servers, failed)
-    target_lines = targets(med, runs, sizes)
+    result_table = table(med, servers, ran(runs))
+    target_lines = targets(med, runs, profile["scale"])
+    ratios = (f"(ratio to {REFERENCE}) in brackets" if REFERENCE in servers
+              else f"no ratios: {REFERENCE} was not run")
     print(f"\nMedians of {rounds} round(s), {profile_name} profile, load generator "
-          f"{meta_loadgen(args.poll)}; (ratio to {REFERENCE}) in brackets:\n")
+          f"{'polling' if args.poll else 'sleeping in'} its selector; {ratios}:\n")
     print(result_table)
-    print("\nTargets of issue 6:\n" + "\n".join(target_lines))
+    print("\nTargets (docs/PERFORMANCE.md):\n" + "\n".join(target_lines))
     meta: dict[str, Any] = {
         "profile": profile_name, "rounds": rounds, "servers": servers, "sizes": profile,
         "server_args": SERVER_ARGS, "loadgen": "polls" if args.poll else "sleeps",
@@ -487,8 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "table": result_table, "targets": target_lines}, indent=1))
     print(f"\nRaw results: {out}")
     plot_path = args.plot or (None if args.smoke else ROOT / "docs" / "bench-scale.png")
-    if plot_path is not None and sizes:
-        print(f"Plot: {plot(med, servers, sizes, plot_path)}")
+    if plot_path is not None and "scale" in scenarios:
+        print(f"Plot: {plot(med, servers, profile['scale'], plot_path)}")
     print(f"Took {meta['seconds']:.0f} s; load average {load_before[0]:.2f} before, "
           f"{meta['loadavg_after'][0]:.2f} after (2-core machine, shared).")
     return 0 if all(run["ok"] for run in runs) else 1
