@@ -5,6 +5,9 @@
     python3 bench/run.py --quick    # smaller sizes, shorter runs
     python3 bench/run.py --smoke    # tiny sizes, one round (what the test suite runs)
 
+uvloop and matplotlib are optional (bench/requirements.txt): without uvloop
+its server is not run, without matplotlib the plot is SVG; one line says so.
+
 Each server is started on a free port with ``--quiet --no-ledger --max-buyers
 20000``, run through one scenario by the load generator (bench/loadgen.py, in
 this process), and stopped with SIGTERM (it must exit 0). Servers take turns
@@ -47,6 +50,8 @@ SERVERS: dict[str, list[str]] = {
     "uvloop": [PY, str(ROOT / "bench" / "baselines" / "uvloop_server.py")],
     "threaded": [PY, str(ROOT / "bench" / "baselines" / "threaded_server.py")],
 }
+#: The benchmark-only package (bench/requirements.txt) a server needs, by server.
+NEEDS: dict[str, str] = {"uvloop": "uvloop"}
 SERVER_ARGS = ["--quiet", "--no-ledger", "--max-buyers", "20000"]
 #: The one stderr line a healthy --quiet server may print (text.SERVER_TEXT["fd_limit"]).
 FD_WARNING = "warning: --max-buyers"
@@ -123,6 +128,26 @@ def _listening(port: int) -> bool:
         except FileNotFoundError:
             continue
     return False
+
+
+def importable(module: str) -> bool:
+    """Return True if ``module`` imports in this interpreter, which is the one
+    the servers run on, with the same environment."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing(package: str, consequence: str) -> str:
+    """Return the one line that says ``package`` is missing, what that means
+    and how to install it."""
+    requirements = ROOT / "bench" / "requirements.txt"
+    if requirements.is_relative_to(Path.cwd()):
+        requirements = requirements.relative_to(Path.cwd())
+    return (f"{package} is not installed, so {consequence} "
+            f"(install: python3 -m pip install -r {requirements})")
 
 
 class Server:
@@ -444,7 +469,8 @@ def _plot_svg(series: dict[str, list[tuple[int, float | None, float | None]]], p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; return 0 if every run was correct, else 1."""
+    """Run the benchmark; return 0 if every run was correct, else 1 (2 when
+    none of the servers asked for can run)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
@@ -471,15 +497,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = set(name) - set(known)
         if unknown:
             parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    # Missing benchmark-only packages: one line each, and the rest still runs.
+    running = [s for s in servers if s not in NEEDS or importable(NEEDS[s])]
+    for server in servers:
+        if server not in running:
+            print(missing(NEEDS[server], f"the {server} server is not run"), file=sys.stderr)
+    if "scale" in scenarios and not importable("matplotlib"):
+        print(missing("matplotlib", "the scale plot is written as SVG, not PNG"),
+              file=sys.stderr)
+    if not running:
+        print("Nothing to run.", file=sys.stderr)
+        return 2
     cases = plan(profile, scenarios)
-    total = len(cases) * rounds * len(servers)
+    total = len(cases) * rounds * len(running)
     runs: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     began = time.monotonic()
     step = 0
     for scenario, params in cases:
         for rnd in range(1, rounds + 1):
-            for server in servers:  # A B C D, A B C D, ...
+            for server in running:  # A B C D, A B C D, ...
                 step += 1
                 record = run_once(server, scenario, params, poll=args.poll)
                 record["round"] = rnd
@@ -492,14 +529,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     med = medians(runs)
     result_table = table(med, servers, ran(runs))
     target_lines = targets(med, runs, profile["scale"])
-    ratios = (f"(ratio to {REFERENCE}) in brackets" if REFERENCE in servers
+    ratios = (f"(ratio to {REFERENCE}) in brackets" if REFERENCE in running
               else f"no ratios: {REFERENCE} was not run")
     print(f"\nMedians of {rounds} round(s), {profile_name} profile, load generator "
           f"{'polling' if args.poll else 'sleeping in'} its selector; {ratios}:\n")
     print(result_table)
     print("\nTargets (docs/PERFORMANCE.md):\n" + "\n".join(target_lines))
     meta: dict[str, Any] = {
-        "profile": profile_name, "rounds": rounds, "servers": servers, "sizes": profile,
+        "profile": profile_name, "rounds": rounds, "servers": running,
+        "not_run": [s for s in servers if s not in running], "sizes": profile,
         "server_args": SERVER_ARGS, "loadgen": "polls" if args.poll else "sleeps",
         "python": platform.python_version(),
         "kernel": platform.release(), "cpus": os.cpu_count(),
@@ -518,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nRaw results: {out}")
     plot_path = args.plot or (None if args.smoke else ROOT / "docs" / "bench-scale.png")
     if plot_path is not None and "scale" in scenarios:
-        print(f"Plot: {plot(med, servers, profile['scale'], plot_path)}")
+        print(f"Plot: {plot(med, running, profile['scale'], plot_path)}")
     print(f"Took {meta['seconds']:.0f} s; load average {load_before[0]:.2f} before, "
           f"{meta['loadavg_after'][0]:.2f} after (2-core machine, shared).")
     return 0 if all(run["ok"] for run in runs) else 1

@@ -9,6 +9,9 @@ Each test runs the smoke profile on one or two servers, so it takes seconds.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,66 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import run  # noqa: E402
+
+INSTALL = "python3 -m pip install -r bench/requirements.txt"
+
+
+def _hide(tmp_path: Path, *packages: str) -> dict[str, str]:
+    """Return an environment in which ``packages`` cannot be imported: a
+    directory first on PYTHONPATH holds a package of each name that raises
+    ModuleNotFoundError, as a missing one does, in every process started."""
+    shadow = tmp_path / "hidden"
+    for name in packages:
+        (shadow / name).mkdir(parents=True)
+        (shadow / name / "__init__.py").write_text(
+            f"raise ModuleNotFoundError({f'No module named {name!r}'!r}, name={name!r})\n")
+    path = os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path)
+
+
+def _bench(args: list[str], env: dict[str, str], cwd: Path = ROOT,
+           script: Path = ROOT / "bench" / "run.py") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_without_uvloop_or_matplotlib_one_line_each_and_the_rest_runs(tmp_path: Path) -> None:
+    env = _hide(tmp_path, "uvloop", "matplotlib")
+    out, plot = tmp_path / "r.json", tmp_path / "scale.png"
+    proc = _bench(["--smoke", "--servers", "reactor,uvloop", "--scenarios", "scale",
+                   "--json", str(out), "--plot", str(plot)], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "not installed" in line]
+    assert said == [
+        f"uvloop is not installed, so the uvloop server is not run (install: {INSTALL})",
+        "matplotlib is not installed, so the scale plot is written as SVG, not PNG "
+        f"(install: {INSTALL})",
+    ]
+    assert "Traceback" not in proc.stderr and "FAILED" not in proc.stdout + proc.stderr
+    assert "| scale@40 | time_s [s], lower is better | " in proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| scale@")]
+    assert rows and all(row.endswith(" | not run |") for row in rows)
+    data = json.loads(out.read_text())
+    assert {r["server"] for r in data["runs"]} == {"reactor"}
+    assert data["meta"]["not_run"] == ["uvloop"]
+    assert plot.with_suffix(".svg").stat().st_size > 0 and not plot.exists()
+
+
+def test_uvloop_baseline_alone_says_what_is_missing(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "baselines" / "uvloop_server.py"), "0"],
+        env=_hide(tmp_path, "uvloop"), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "uvloop_server.py: uvloop is not installed; install it with "
+        f"{INSTALL} (or: python3 -m pip install uvloop)"]
+
+
+def test_nothing_to_run_when_every_server_asked_for_is_missing(tmp_path: Path) -> None:
+    proc = _bench(["--smoke", "--servers", "uvloop", "--scenarios", "rate"],
+                  _hide(tmp_path, "uvloop"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == "Nothing to run."
 
 
 def test_left_out_servers_and_scenarios_are_not_run(
