@@ -15,9 +15,10 @@ this process), and stopped with SIGTERM (it must exit 0). Servers take turns
 shared machine hits all of them alike. Prints one progress line per run, then a
 table of medians with ratios to the asyncio baseline and the targets of
 docs/PERFORMANCE.md (a server or scenario left out is "not run", never
-failed); saves every raw measurement as JSON in bench/results/ and plots the
-``scale`` scenario to docs/bench-scale.png. Exit status 0 when every run was
-correct, 1 otherwise. See docs/PERFORMANCE.md.
+failed); saves every raw measurement as JSON in bench/results/ (ignored by
+git) and plots the ``scale`` scenario next to it, or where ``--plot`` says
+(``--plot docs/bench-scale.png`` replaces the README's plot). Exit status 0
+when every run was correct, 1 otherwise. See docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -468,6 +469,16 @@ def _plot_svg(series: dict[str, list[tuple[int, float | None, float | None]]], p
 # --- main ------------------------------------------------------------------------------
 
 
+def output_paths(json_arg: Path | None, plot_arg: Path | None,
+                 profile_name: str) -> tuple[Path, Path]:
+    """Return where the raw results and the scale plot go: the paths asked
+    for, else side by side in bench/results/ (ignored by git), named by the
+    time and the profile; so a run never overwrites a tracked file unless
+    told to."""
+    stem = ROOT / "bench" / "results" / (time.strftime("%Y%m%d-%H%M%S") + f"-{profile_name}")
+    return json_arg or stem.with_suffix(".json"), plot_arg or Path(f"{stem}-scale.png")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return 0 if every run was correct, else 1 (2 when
     none of the servers asked for can run)."""
@@ -486,7 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path,
                         help="raw results file (default bench/results/TIME-PROFILE.json)")
     parser.add_argument("--plot", type=Path,
-                        help="scale plot (default docs/bench-scale.png; none with --smoke)")
+                        help="scale plot (default bench/results/TIME-PROFILE-scale.png; "
+                             "--plot docs/bench-scale.png replaces the README's)")
     args = parser.parse_args(argv)
     profile_name = "smoke" if args.smoke else "quick" if args.quick else "full"
     profile = PROFILES[profile_name]
@@ -548,14 +560,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["uvloop"] = importlib.metadata.version("uvloop")
     except importlib.metadata.PackageNotFoundError:
         pass
-    out = args.json or ROOT / "bench" / "results" / (
-        time.strftime("%Y%m%d-%H%M%S") + f"-{profile_name}.json")
+    out, plot_path = output_paths(args.json, args.plot, profile_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "runs": runs, "medians": med,
                                "table": result_table, "targets": target_lines}, indent=1))
     print(f"\nRaw results: {out}")
-    plot_path = args.plot or (None if args.smoke else ROOT / "docs" / "bench-scale.png")
-    if plot_path is not None and "scale" in scenarios:
+    if "scale" in scenarios:
         print(f"Plot: {plot(med, running, profile['scale'], plot_path)}")
     print(f"Took {meta['seconds']:.0f} s; load average {load_before[0]:.2f} before, "
           f"{meta['loadavg_after'][0]:.2f} after (2-core machine, shared).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,47 @@ def test_nothing_to_run_when_every_server_asked_for_is_missing(tmp_path: Path) -
                   _hide(tmp_path, "uvloop"))
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1] == "Nothing to run."
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_run_changes_no_tracked_file(tmp_path: Path) -> None:
+    # A copy of the checkout as it is now (tracked files, working-tree content),
+    # committed, so git status shows whatever the run writes outside ignored paths.
+    repo = tmp_path / "repo"
+    for name in _git(ROOT, "ls-files", "-z").split("\0"):
+        if name and (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+         "commit", "-q", "-m", "copy")
+    proc = _bench(["--smoke", "--servers", "reactor", "--scenarios", "scale"],
+                  dict(os.environ), cwd=repo, script=repo / "bench" / "run.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _git(repo, "status", "--porcelain") == ""
+    written = sorted(p.name for p in (repo / "bench" / "results").iterdir())
+    assert len(written) == 2 and written[0].endswith("-smoke-scale.png" if run.importable(
+        "matplotlib") else "-smoke-scale.svg") and written[1].endswith("-smoke.json")
+    assert f"Plot: {repo / 'bench' / 'results' / written[0]}" in proc.stdout
+
+
+@pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
+def test_default_outputs_are_ignored_by_git(profile: str) -> None:
+    results = ROOT / "bench" / "results"
+    out, plot = run.output_paths(None, None, profile)
+    assert out.parent == results and plot.parent == results
+    assert out.name.endswith(f"-{profile}.json") and plot.name.endswith(f"-{profile}-scale.png")
+    if shutil.which("git"):
+        ignored = _git(ROOT, "check-ignore", str(out), str(plot))  # raises if neither is
+        assert ignored.splitlines() == [str(out), str(plot)]
+    asked = Path("docs") / "bench-scale.png"
+    assert run.output_paths(None, asked, profile)[1] == asked
 
 
 def test_left_out_servers_and_scenarios_are_not_run(
