@@ -126,6 +126,26 @@ def test_default_outputs_are_ignored_by_git(profile: str) -> None:
     assert run.output_paths(None, asked, profile)[1] == asked
 
 
+def test_cores_are_the_machines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert run.available_cores() == 3
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 8)
+    out = tmp_path / "r.json"
+    status = run.main(["--smoke", "--servers", "reactor", "--scenarios", "idle", "--poll",
+                       "--json", str(out)])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    assert ("--poll: only 1 core is available, so the polling load generator takes its "
+            "time from the server") in printed.err.splitlines()
+    assert printed.out.splitlines()[-1].startswith("Took ")
+    assert " on 1 core of the machine's 8; load average " in printed.out
+    meta = json.loads(out.read_text())["meta"]
+    assert (meta["cpus"], meta["cpus_available"]) == (8, 1)
+    assert "2-core" not in Path(run.__file__).read_text()
+
+
 def test_left_out_servers_and_scenarios_are_not_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
