@@ -157,9 +157,10 @@ class Driver:
     By default the loop sleeps in the selector between events. With
     ``poll`` it never sleeps: it asks the selector with a zero timeout, over
     and over, on a core of its own. A generator that sleeps adds its own
-    wake-up to every exchange with the server; on the 2-core VM a wake-up
-    from idle costs about 35 µs (a one-byte ping-pong between two processes
-    on different cores takes 85 µs per round trip, 18 µs on the same core),
+    wake-up to every exchange with the server; on the 2-core VM that
+    measured docs/PERFORMANCE.md a wake-up from idle costs about 35 µs (a
+    one-byte ping-pong between two processes on different cores takes 85 µs
+    per round trip, 18 µs on the same core),
     and ``rate``, whose auctions are chains of short exchanges, counts it
     as if it were the server's time. Polling takes that out, as a cross-check.
     """
