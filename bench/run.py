@@ -524,12 +524,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for server in servers:
         if server not in running:
             print(missing(NEEDS[server], f"the {server} server is not run"), file=sys.stderr)
-    if "scale" in scenarios and not importable("matplotlib"):
-        print(missing("matplotlib", "the scale plot is written as SVG, not PNG"),
-              file=sys.stderr)
     if not running:
         print("Nothing to run.", file=sys.stderr)
         return 2
+    if "scale" in scenarios and not importable("matplotlib"):
+        print(missing("matplotlib", "the scale plot is written as SVG, not PNG"),
+              file=sys.stderr)
     if args.poll and cores < 2:
         print("--poll: only 1 core is available, so the polling load generator "
               "takes its time from the server", file=sys.stderr)
