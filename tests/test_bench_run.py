@@ -133,10 +133,10 @@ def test_default_outputs_are_ignored_by_git(profile: str) -> None:
 
 def test_cores_are_the_machines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert run.available_cores() == 3
-    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {5}, raising=False)
-    monkeypatch.setattr(run.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     out = tmp_path / "r.json"
     status = run.main(["--smoke", "--servers", "reactor", "--scenarios", "idle", "--poll",
                        "--json", str(out)])
