@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, text
-from .cli import non_negative_int, positive_seconds, remote_port
+from .cli import exit_status_epilog, non_negative_int, positive_seconds, remote_port
 from .framing import LineBuffer, LineTooLong
 from .reactor import FatalError, Loop, Stream, Timer, connect, input_reader
 from .session import ExitStatus, Output, Session
@@ -36,15 +36,14 @@ MAX_INPUT_LINE = 1 << 20
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``auc_client``."""
-    statuses = "\n".join(
-        f"  {status.value:>3}  {text.CLIENT_EXIT_TEXT[status.name]}" for status in ExitStatus
-    )
     parser = argparse.ArgumentParser(
         prog="auc_client",
         description="Take part in a sealed-bid auction: the first to connect is the Seller,\n"
         "the next ones are Buyers. On a terminal, type your answers; otherwise\n"
         "each line of standard input answers the next prompt.",
-        epilog=f"exit status:\n{statuses}",
+        epilog=exit_status_epilog(
+            (status.value, text.CLIENT_EXIT_TEXT[status.name]) for status in ExitStatus
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", help="the Auctioneer server's host name or address")

@@ -142,7 +142,7 @@ CLIENT_EXIT_TEXT: dict[str, str] = {
     "TIMED_OUT": "the server timed out waiting for the auction request",
     "LOST": "the connection was lost before the result",
     "PROTOCOL_ERROR": "the server sent something this client does not understand, or an ERROR",
-    "END_OF_INPUT": "standard input ended while an answer was still needed",
+    "END_OF_INPUT": "standard input ended (Ctrl-D) while an answer was still needed",
     "INTERNAL": "internal error (a bug)",
     "INTERRUPTED": "interrupted by Ctrl-C",
 }
