@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the next ones are Buyers. On a terminal, type your answers; otherwise\n"
         "each line of standard input answers the next prompt.",
         epilog=exit_status_epilog(
-            (status.value, text.CLIENT_EXIT_TEXT[status.name]) for status in ExitStatus
+            (status.value, text.CLIENT_EXIT_TEXT[status]) for status in ExitStatus
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -140,8 +140,8 @@ class Client:
     # -- the session's outputs --------------------------------------------------
 
     def _apply(self, out: Output) -> None:
-        if out.show:
-            _out("\n".join(out.show))
+        if out.notices:
+            _out(text.notices_text(out.notices))
         stream = self._stream
         if stream is not None:
             for line in out.send:

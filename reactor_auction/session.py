@@ -3,9 +3,10 @@
 Events go in: the connection opened, a server line arrived (framed, terminator
 removed), the person (or script) gave a line, standard input ended, the
 connection closed, the person pressed Ctrl-C. Each returns an ``Output``: the
-text to show, the lines to send to the server, whether an answer is wanted
-now, and once the session is over its exit status. No sockets, no terminal,
-no clock: ``client.py`` carries the outputs out, the tests call it directly.
+notices to show (what happened, with its values: ``text.notice_text`` words
+them), the lines to send to the server, whether an answer is wanted now, and
+once the session is over its exit status. No sockets, no terminal, no clock,
+no wording: ``client.py`` carries the outputs out, the tests call it directly.
 
 The transition table ``TRANSITIONS`` is plain data: (phase, server keyword)
 -> handler. A server line whose keyword is not expected in the current phase
@@ -33,7 +34,6 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import text
 from .protocol import ProtocolError, ServerMessage, parse_server_line
 
 
@@ -53,6 +53,54 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130  #: Ctrl-C (SIGINT)
 
 
+class NoticeKind(enum.Enum):
+    """What the client tells the person; ``text.CLIENT_TEXT`` words each.
+
+    A notice of a kind marked ``item, price`` or ``word`` carries that value.
+    """
+
+    CONNECTED = enum.auto()
+    BUSY = enum.auto()
+    # the seller
+    ROLE_SELLER = enum.auto()
+    REQUEST_PROMPT = enum.auto()
+    INVALID_REQUEST = enum.auto()
+    START = enum.auto()
+    SELLER_FINISHED = enum.auto()
+    SOLD = enum.auto()  #: item, price
+    SELLER_UNSOLD = enum.auto()
+    # the buyer
+    ROLE_BUYER = enum.auto()
+    WAITING = enum.auto()
+    NOTYET = enum.auto()
+    BIDDING_STARTS = enum.auto()
+    BID_PROMPT = enum.auto()
+    INVALID_BID = enum.auto()
+    ACCEPTED = enum.auto()
+    BUYER_FINISHED = enum.auto()
+    WON = enum.auto()  #: item, price
+    LOST = enum.auto()
+    BUYER_UNSOLD = enum.auto()
+    # both
+    OVER = enum.auto()  # after a result
+    DONE_SELLER = enum.auto()  # DONE: the request is in
+    DONE_BUYER = enum.auto()  # DONE: the bid is in
+    DONE_CLOSED = enum.auto()  # DONE: bidding closed before this buyer's line
+    CANCELLED = enum.auto()  #: word: the reason the server gave
+    TIMEOUT = enum.auto()
+    SERVER_ERROR = enum.auto()  #: word: the reason the server gave
+    DISCONNECTING = enum.auto()  # after any other final line
+    CONNECTION_LOST = enum.auto()
+    # a server line this client cannot follow; DISCONNECTING follows
+    UNREADABLE_LINE = enum.auto()  #: detail: what is wrong with it
+    OVER_LONG_LINE = enum.auto()
+    UNEXPECTED_MESSAGE = enum.auto()  #: word: its keyword; phase: where the session was
+    UNEXPECTED_INVALID = enum.auto()  #: word: what INVALID named
+    END_OF_INPUT = enum.auto()
+    LINE_END = enum.auto()  # ends the line where a terminal echoed "^C"
+    INTERRUPTED = enum.auto()
+
+
 class Phase(enum.Enum):
     """Where the session is."""
 
@@ -67,10 +115,22 @@ class Phase(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to tell the person: its kind and the values it names."""
+
+    kind: NoticeKind
+    item: str = ""  #: SOLD, WON: the item's name
+    price: int = 0  #: SOLD, WON: the price
+    word: str = ""  #: a word the server sent (see NoticeKind)
+    phase: Phase | None = None  #: UNEXPECTED_MESSAGE: the phase it arrived in
+    detail: str = ""  #: UNREADABLE_LINE: ``protocol.ProtocolError``'s description
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     """What the client must do after one event."""
 
-    show: tuple[str, ...] = ()  #: text to print, one entry per printed line (or block)
+    notices: tuple[Notice, ...] = ()  #: to show in order, each on a line (or lines) of its own
     send: tuple[bytes, ...] = ()  #: lines for the server, each ``\\n``-terminated
     wants_input: bool = False  #: a prompt is pending and unanswered
     status: ExitStatus | None = None  #: set once: the session is over
@@ -78,6 +138,7 @@ class Output:
 
 
 _P = Phase
+_K = NoticeKind
 #: Phases in which the person still has something to say (Ctrl-D leaves).
 NEEDS_INPUT = frozenset({_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING})
 _CONNECTED = frozenset(_P) - {_P.UNCONNECTED, _P.OVER}
@@ -115,10 +176,10 @@ TRANSITIONS: dict[tuple[Phase, str], str] = {
     **{(phase, "ERROR"): "_server_error" for phase in _CONNECTED},
 }
 
-#: What INVALID's word must be in each phase.
-_INVALID_WORD = {_P.SELLER: "request", _P.BUYER_BIDDING: "bid"}
+#: What INVALID's word must be in each phase, and what the person is told.
+_INVALID = {_P.SELLER: ("request", _K.INVALID_REQUEST), _P.BUYER_BIDDING: ("bid", _K.INVALID_BID)}
 #: What DONE means in each phase (otherwise: bidding closed).
-_DONE_TEXT = {_P.SELLER_STARTED: "done_seller", _P.BUYER_ACCEPTED: "done_buyer"}
+_DONE = {_P.SELLER_STARTED: _K.DONE_SELLER, _P.BUYER_ACCEPTED: _K.DONE_BUYER}
 
 
 class Session:
@@ -139,7 +200,7 @@ class Session:
         self._input_ended = input_ended
         self._prompt = False  # a prompt is shown and not answered
         self._leave = False
-        self._show: list[str] = []
+        self._notices: list[Notice] = []
         self._send: list[bytes] = []
 
     # -- public API -------------------------------------------------------------
@@ -172,7 +233,7 @@ class Session:
         """The connection is open. Interactive lines typed meanwhile go out now."""
         if self.phase is Phase.UNCONNECTED and self.status is None:
             self.phase = Phase.JOINING
-            self._say("connected")
+            self._say(_K.CONNECTED)
             if self.interactive:
                 while self._pending:
                     self._send_line(self._pending.popleft())
@@ -184,7 +245,7 @@ class Session:
             try:
                 message = parse_server_line(line)
             except ProtocolError as exc:
-                self._protocol_error(str(exc))
+                self._protocol_error(Notice(_K.UNREADABLE_LINE, detail=str(exc)))
             else:
                 self._dispatch(message)
         return self._output()
@@ -192,7 +253,7 @@ class Session:
     def server_line_too_long(self) -> Output:
         """The server sent more than a line's worth of bytes without ``\\n``."""
         if self.status is None:
-            self._protocol_error(text.client_text("detail_over_long"))
+            self._protocol_error(Notice(_K.OVER_LONG_LINE))
         return self._output()
 
     def user_line(self, line: bytes) -> Output:
@@ -210,62 +271,69 @@ class Session:
         if self.status is None:
             self._input_ended = True
             if (self.interactive and self.needs_input) or self._prompt:
-                self._end(ExitStatus.END_OF_INPUT, "end_of_input", leave=True)
+                self._say(_K.END_OF_INPUT)
+                self._end(ExitStatus.END_OF_INPUT, leave=True)
         return self._output()
 
     def connection_closed(self) -> Output:
         """The connection ended (EOF, reset, error) with no final line."""
         if self.status is None:
-            self._end(ExitStatus.LOST, "connection_lost")
+            self._say(_K.CONNECTION_LOST)
+            self._end(ExitStatus.LOST)
         return self._output()
 
     def interrupted(self) -> Output:
         """Ctrl-C: leave at once with a goodbye."""
         if self.status is None:
             if self.interactive:
-                self._show.append("")  # the terminal echoed "^C" with no line end
-            self._end(ExitStatus.INTERRUPTED, "interrupted", leave=True)
+                self._say(_K.LINE_END)  # the terminal echoed "^C" with no line end
+            self._say(_K.INTERRUPTED)
+            self._end(ExitStatus.INTERRUPTED, leave=True)
         return self._output()
 
     # -- helpers ----------------------------------------------------------------
 
     def _output(self) -> Output:
         out = Output(
-            tuple(self._show), tuple(self._send), self.wants_input, self.status, self._leave
+            tuple(self._notices), tuple(self._send), self.wants_input, self.status, self._leave
         )
-        self._show.clear()
+        self._notices.clear()
         self._send.clear()
         return out
 
-    def _say(self, kind: str, **fields: object) -> None:
-        self._show.append(text.client_text(kind, **fields))
+    def _say(self, kind: NoticeKind) -> None:
+        self._notices.append(Notice(kind))
 
     def _send_line(self, line: bytes) -> None:
         self._send.append(line + b"\n")
         self._prompt = False
 
-    def _end(self, status: ExitStatus, kind: str, *, leave: bool = False, **fields: object) -> None:
-        self._say(kind, **fields)
+    def _end(self, status: ExitStatus, *, leave: bool = False) -> None:
         self.status = status
         self._leave = leave
         self._prompt = False
         self.phase = Phase.OVER
 
-    def _protocol_error(self, detail: str) -> None:
-        self._end(ExitStatus.PROTOCOL_ERROR, "protocol_error", leave=True, detail=detail)
+    def _disconnect(self, status: ExitStatus, notice: Notice, *, leave: bool = False) -> None:
+        """Over without a result: say why, then that the client disconnects."""
+        self._notices.append(notice)
+        self._say(_K.DISCONNECTING)
+        self._end(status, leave=leave)
+
+    def _protocol_error(self, notice: Notice) -> None:
+        """A server line this client cannot follow: say what, leave with a reset."""
+        self._disconnect(ExitStatus.PROTOCOL_ERROR, notice, leave=True)
 
     def _dispatch(self, message: ServerMessage) -> None:
         name = TRANSITIONS.get((self.phase, message.keyword))
         if name is None:
             self._protocol_error(
-                text.client_text(
-                    "detail_unexpected", keyword=message.keyword, phase=self.phase.value
-                )
+                Notice(_K.UNEXPECTED_MESSAGE, word=message.keyword, phase=self.phase)
             )
             return
         getattr(self, name)(message)
 
-    def _ask(self, kind: str) -> None:
+    def _ask(self, kind: NoticeKind) -> None:
         """Show a prompt; a scripted session answers it from the kept lines."""
         self._say(kind)
         if self.interactive:
@@ -273,91 +341,93 @@ class Session:
         elif self._pending:
             self._send_line(self._pending.popleft())
         elif self._input_ended:
-            self._end(ExitStatus.END_OF_INPUT, "end_of_input", leave=True)
+            self._say(_K.END_OF_INPUT)
+            self._end(ExitStatus.END_OF_INPUT, leave=True)
         else:
             self._prompt = True
 
-    def _result(self, finished: str, kind: str, **fields: object) -> None:
+    def _result(self, finished: NoticeKind, result: Notice) -> None:
         """A result: the transcript's closing block, exit 0."""
         self._say(finished)
-        self._say(kind, **fields)
-        self._end(ExitStatus.OK, "over")
+        self._notices.append(result)
+        self._say(_K.OVER)
+        self._end(ExitStatus.OK)
 
     # -- handlers (see TRANSITIONS) ---------------------------------------------
 
     def _role_seller(self, message: ServerMessage) -> None:
         self.phase = Phase.SELLER
-        self._say("role_seller")
+        self._say(_K.ROLE_SELLER)
 
     def _role_buyer(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_WAITING
         self.buyer_number = message.numbers[0]
-        self._say("role_buyer")
+        self._say(_K.ROLE_BUYER)
 
     def _busy(self, message: ServerMessage) -> None:
-        self._end(ExitStatus.BUSY, "busy")
+        self._say(_K.BUSY)
+        self._end(ExitStatus.BUSY)
 
     def _request_prompt(self, message: ServerMessage) -> None:
-        self._ask("request_prompt")
+        self._ask(_K.REQUEST_PROMPT)
 
     def _invalid(self, message: ServerMessage) -> None:
-        word = _INVALID_WORD[self.phase]
+        word, kind = _INVALID[self.phase]
         if message.word != word:
-            self._protocol_error(text.client_text("detail_unexpected_invalid", word=message.word))
+            self._protocol_error(Notice(_K.UNEXPECTED_INVALID, word=message.word))
             return
         self._prompt = False  # the server re-prompts with REQUEST or BID
-        self._say(f"invalid_{word}")
+        self._say(kind)
 
     def _start(self, message: ServerMessage) -> None:
         self.phase = Phase.SELLER_STARTED
         self._prompt = False
-        self._say("start")
+        self._say(_K.START)
 
     def _timeout(self, message: ServerMessage) -> None:
-        self._say("timeout")
-        self._end(ExitStatus.TIMED_OUT, "disconnecting")
+        self._disconnect(ExitStatus.TIMED_OUT, Notice(_K.TIMEOUT))
 
     def _done(self, message: ServerMessage) -> None:
-        self._say(_DONE_TEXT.get(self.phase, "done_closed"))
+        self._say(_DONE.get(self.phase, _K.DONE_CLOSED))
 
     def _sold(self, message: ServerMessage) -> None:
-        self._result("seller_finished", "sold", item=message.item, price=message.numbers[0])
+        sold = Notice(_K.SOLD, item=message.item, price=message.numbers[0])
+        self._result(_K.SELLER_FINISHED, sold)
 
     def _seller_unsold(self, message: ServerMessage) -> None:
-        self._result("seller_finished", "seller_unsold")
+        self._result(_K.SELLER_FINISHED, Notice(_K.SELLER_UNSOLD))
 
     def _waiting(self, message: ServerMessage) -> None:
-        self._say("waiting")
+        self._say(_K.WAITING)
 
     def _notyet(self, message: ServerMessage) -> None:
-        self._say("notyet")
+        self._say(_K.NOTYET)
 
     def _bidding_starts(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_BIDDING
-        self._say("bidding_starts")
-        self._ask("bid_prompt")
+        self._say(_K.BIDDING_STARTS)
+        self._ask(_K.BID_PROMPT)
 
     def _bid_prompt(self, message: ServerMessage) -> None:
-        self._ask("bid_prompt")
+        self._ask(_K.BID_PROMPT)
 
     def _accepted(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_ACCEPTED
         self._prompt = False
-        self._say("accepted")
+        self._say(_K.ACCEPTED)
 
     def _won(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "won", item=message.item, price=message.numbers[0])
+        won = Notice(_K.WON, item=message.item, price=message.numbers[0])
+        self._result(_K.BUYER_FINISHED, won)
 
     def _lost(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "lost")
+        self._result(_K.BUYER_FINISHED, Notice(_K.LOST))
 
     def _buyer_unsold(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "buyer_unsold")
+        self._result(_K.BUYER_FINISHED, Notice(_K.BUYER_UNSOLD))
 
     def _cancelled(self, message: ServerMessage) -> None:
-        self._show.append(text.client_text_for("cancelled", message.word))
-        self._end(ExitStatus.CANCELLED, "disconnecting")
+        self._disconnect(ExitStatus.CANCELLED, Notice(_K.CANCELLED, word=message.word))
 
     def _server_error(self, message: ServerMessage) -> None:
-        self._show.append(text.client_text_for("server_error", message.word))
-        self._end(ExitStatus.PROTOCOL_ERROR, "disconnecting")
+        self._disconnect(ExitStatus.PROTOCOL_ERROR, Notice(_K.SERVER_ERROR, word=message.word))

@@ -30,7 +30,7 @@ def table_after(document: str, marker: str) -> list[tuple[int, str]]:
 
 def test_readme_lists_the_client_exit_statuses() -> None:
     rows = table_after(README.read_text(), "The client's exit status")
-    assert rows == [(status.value, text.CLIENT_EXIT_TEXT[status.name]) for status in ExitStatus]
+    assert rows == [(status.value, text.CLIENT_EXIT_TEXT[status]) for status in ExitStatus]
 
 
 def test_readme_lists_the_server_exit_statuses() -> None:
@@ -39,7 +39,7 @@ def test_readme_lists_the_server_exit_statuses() -> None:
 
 
 def test_every_status_has_a_meaning_and_its_own_number() -> None:
-    assert set(text.CLIENT_EXIT_TEXT) == {status.name for status in ExitStatus}
+    assert set(text.CLIENT_EXIT_TEXT) == set(ExitStatus)
     assert set(SERVER_EXIT_TEXT) == set(ServerExit)
     for statuses in (ExitStatus, ServerExit):
         assert len({int(status) for status in statuses}) == len(statuses)
@@ -48,7 +48,7 @@ def test_every_status_has_a_meaning_and_its_own_number() -> None:
 def test_help_epilogs_list_every_status() -> None:
     for parser, rows in (
         (server.build_parser(), [(s.value, SERVER_EXIT_TEXT[s]) for s in ServerExit]),
-        (client.build_parser(), [(s.value, text.CLIENT_EXIT_TEXT[s.name]) for s in ExitStatus]),
+        (client.build_parser(), [(s.value, text.CLIENT_EXIT_TEXT[s]) for s in ExitStatus]),
     ):
         epilog = parser.format_help().split("exit status:\n", 1)[1]
         assert epilog.splitlines() == [f"  {status:>3}  {meaning}" for status, meaning in rows]

@@ -1,5 +1,6 @@
 """The client's session without sockets: server lines and user lines in,
-text, lines to send and exit statuses out (TRANSCRIPTS.md, line for line)."""
+notices, lines to send and exit statuses out; the notices as text.py words
+them are docs/TRANSCRIPTS.md, line for line."""
 
 from __future__ import annotations
 
@@ -7,24 +8,35 @@ import pytest
 
 from reactor_auction import text
 from reactor_auction.protocol import SERVER_GRAMMAR
-from reactor_auction.session import TRANSITIONS, ExitStatus, Output, Phase, Session
+from reactor_auction.session import (
+    TRANSITIONS,
+    ExitStatus,
+    Notice,
+    NoticeKind,
+    Output,
+    Phase,
+    Session,
+)
 
 CONNECTED = ["Connected to the Auctioneer server.", ""]
 OVER = "Disconnecting from the Auctioneer server. Auction is over!"
 
 
 class Driver:
-    """Feeds a Session and collects what it shows and sends."""
+    """Feeds a Session and collects its notices, the lines they make, and
+    what it sends."""
 
     def __init__(self, *, interactive: bool = True) -> None:
         self.session = Session(interactive=interactive)
+        self.notices: list[Notice] = []
         self.shown: list[str] = []
         self.sent: list[bytes] = []
         self.last = self.take(self.session.connected())
 
     def take(self, out: Output) -> Output:
-        for block in out.show:
-            self.shown.extend(block.split("\n"))
+        for notice in out.notices:
+            self.notices.append(notice)
+            self.shown.extend(text.notice_text(notice).split("\n"))
         self.sent.extend(out.send)
         self.last = out
         return out
@@ -71,6 +83,7 @@ def test_seller_sold_transcript() -> None:
         OVER,
     ]
     assert out.status is ExitStatus.OK and not out.leave
+    assert d.notices[-2] == Notice(NoticeKind.SOLD, item="WolfPackSword", price=150)
 
 
 def test_seller_not_sold() -> None:
@@ -168,13 +181,13 @@ def test_busy_transcript() -> None:
 
 
 @pytest.mark.parametrize(
-    ("phase_lines", "kind"),
+    ("phase_lines", "kind", "what"),
     [
-        (["ROLE SELLER", "REQUEST"], "seller"),
-        (["ROLE BUYER 1", "WAITING 1 2", "BID", "ACCEPTED"], "buyer"),
+        (["ROLE SELLER", "REQUEST"], "seller", "auction request"),
+        (["ROLE BUYER 1", "WAITING 1 2", "BID", "ACCEPTED"], "buyer", "bid"),
     ],
 )
-def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str) -> None:
+def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str, what: str) -> None:
     d = Driver()
     d.server(*phase_lines)
     if kind == "seller":
@@ -182,7 +195,10 @@ def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str) ->
         d.server("START")
     start = len(d.shown)
     out = d.server("DONE")
-    assert d.text_since(start) == [text.client_text(f"done_{kind}")]
+    assert out.notices == (
+        Notice(NoticeKind.DONE_SELLER if kind == "seller" else NoticeKind.DONE_BUYER),
+    )
+    assert d.text_since(start) == [f"Server: Your {what} is already in. Please wait."]
     assert out.status is None
 
 
@@ -214,6 +230,10 @@ def test_cancelled(reason: str, sentence: str) -> None:
     out = d.server(f"CANCELLED {reason}")
     assert d.text_since(start) == ["", sentence, "Disconnecting from the Auctioneer server."]
     assert out.status is ExitStatus.CANCELLED and not out.leave
+    assert out.notices == (
+        Notice(NoticeKind.CANCELLED, word=reason),
+        Notice(NoticeKind.DISCONNECTING),
+    )
 
 
 def test_cancelled_before_a_role_or_after_start() -> None:
@@ -358,7 +378,7 @@ def test_ctrl_d_is_ignored_once_nothing_more_is_needed(lines: list[str], final: 
     d = Driver()
     d.server(*lines)
     out = d.eof()
-    assert out.status is None and not out.show
+    assert out.status is None and not out.notices
     assert d.server(final).status is ExitStatus.OK
 
 
@@ -452,6 +472,37 @@ def test_every_handler_exists_and_every_server_keyword_is_handled() -> None:
     assert handled == set(SERVER_GRAMMAR)
 
 
-def test_every_exit_status_is_described() -> None:
-    assert set(text.CLIENT_EXIT_TEXT) == {status.name for status in ExitStatus}
-    assert len({int(s) for s in ExitStatus}) == len(ExitStatus)
+def test_every_notice_kind_has_wording() -> None:
+    assert set(text.CLIENT_TEXT) == set(NoticeKind)
+    for kind in NoticeKind:
+        notice = Notice(kind, item="Cup", price=5, word="odd", phase=Phase.SELLER, detail="why")
+        assert isinstance(text.notice_text(notice), str)  # every placeholder has a value
+
+
+@pytest.mark.parametrize(
+    ("lines", "notice", "sentence"),
+    [
+        (
+            ["ROLE SELLER", "BID"],
+            Notice(NoticeKind.UNEXPECTED_MESSAGE, word="BID", phase=Phase.SELLER),
+            "Protocol error: unexpected 'BID' from the server (seller).",
+        ),
+        (
+            ["ROLE SELLER", "REQUEST", "INVALID bid"],
+            Notice(NoticeKind.UNEXPECTED_INVALID, word="bid"),
+            "Protocol error: unexpected 'INVALID bid' from the server.",
+        ),
+        (
+            ["HELLO there"],
+            Notice(NoticeKind.UNREADABLE_LINE, detail="unknown server message: 'HELLO there'"),
+            "Protocol error: unknown server message: 'HELLO there'.",
+        ),
+    ],
+)
+def test_protocol_error_notices_carry_what_went_wrong(
+    lines: list[str], notice: Notice, sentence: str
+) -> None:
+    d = Driver()
+    out = d.server(*lines)
+    assert out.notices == (notice, Notice(NoticeKind.DISCONNECTING))
+    assert d.shown[-2:] == [sentence, "Disconnecting from the Auctioneer server."]
