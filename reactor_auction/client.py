@@ -153,12 +153,12 @@ class Client:
         else:
             # After a final line the server closes too: a plain close. Leaving
             # early sends a reset, so the server sees a departure, not EOF.
-            self._close_stream(reset=out.leave)
+            self._close_stream(reset=out.close_with_reset)
             self._stop(out.status)
 
     def _update_reader(self) -> None:
         """Interactive: read all the time. Scripted: only while a prompt waits."""
-        if self.status is None and self.session.reads_input:
+        if self.status is None and self.session.should_read_input:
             self._reader.resume()
         else:
             self._reader.pause()

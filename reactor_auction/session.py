@@ -16,7 +16,7 @@ Two ways of taking input:
 
 - interactive (standard input is a terminal): every line is sent as typed, at
   any time (typing before bidding starts gets the server's ``NOTYET``).
-  Ctrl-D leaves at once while the session still needs input (no request
+  Ctrl-D leaves at once while the person's answer is outstanding (no request
   accepted or bid received yet); later it is ignored.
 - scripted (standard input is not a terminal): a line answers the next
   prompt (``REQUEST`` or ``BID``); lines that arrive first are kept for later
@@ -132,15 +132,19 @@ class Output:
 
     notices: tuple[Notice, ...] = ()  #: to show in order, each on a line (or lines) of its own
     send: tuple[bytes, ...] = ()  #: lines for the server, each ``\\n``-terminated
-    wants_input: bool = False  #: a prompt is pending and unanswered
     status: ExitStatus | None = None  #: set once: the session is over
-    leave: bool = False  #: over before a final line: close with a reset
+    #: over before a final line: close with a reset, so that the server sees
+    #: the client leave rather than just stop sending
+    close_with_reset: bool = False
 
 
 _P = Phase
 _K = NoticeKind
-#: Phases in which the person still has something to say (Ctrl-D leaves).
-NEEDS_INPUT = frozenset({_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING})
+#: Phases before the person's answer is in (no request accepted, no bid
+#: received): Ctrl-D on a terminal leaves.
+_ANSWER_OUTSTANDING = frozenset(
+    {_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING}
+)
 _CONNECTED = frozenset(_P) - {_P.UNCONNECTED, _P.OVER}
 
 #: (phase, server keyword) -> name of the Session method that handles it.
@@ -198,29 +202,18 @@ class Session:
         self.status: ExitStatus | None = None
         self._pending: deque[bytes] = deque(pending)  # user lines not yet sent
         self._input_ended = input_ended
-        self._prompt = False  # a prompt is shown and not answered
-        self._leave = False
+        self._prompt_pending = False  # a prompt is shown and not answered
+        self._close_with_reset = False
         self._notices: list[Notice] = []
         self._send: list[bytes] = []
 
     # -- public API -------------------------------------------------------------
 
     @property
-    def wants_input(self) -> bool:
-        """True while a prompt is pending and unanswered."""
-        return self._prompt and self.status is None
-
-    @property
-    def reads_input(self) -> bool:
-        """True while the shell should read input: interactive, always;
-        scripted, only while a prompt waits; never once over."""
-        return self.status is None and (self.interactive or self._prompt)
-
-    @property
-    def needs_input(self) -> bool:
-        """True while the person still has something to say (no request
-        accepted, no bid received)."""
-        return self.phase in NEEDS_INPUT
+    def should_read_input(self) -> bool:
+        """True while the shell should read standard input: interactive,
+        always; scripted, only while a prompt waits; never once over."""
+        return self.status is None and (self.interactive or self._prompt_pending)
 
     def successor(self) -> Session:
         """Return a fresh session for the next connection attempt, keeping the
@@ -260,7 +253,7 @@ class Session:
         """A line of input (terminator removed). Sent now if interactive and
         connected, or if it answers a pending prompt; kept otherwise."""
         if self.status is None:
-            if self.phase is Phase.UNCONNECTED or not (self.interactive or self._prompt):
+            if self.phase is Phase.UNCONNECTED or not (self.interactive or self._prompt_pending):
                 self._pending.append(line)
             else:
                 self._send_line(line)
@@ -270,9 +263,11 @@ class Session:
         """Standard input ended (Ctrl-D on a terminal)."""
         if self.status is None:
             self._input_ended = True
-            if (self.interactive and self.needs_input) or self._prompt:
+            if self._prompt_pending or (
+                self.interactive and self.phase in _ANSWER_OUTSTANDING
+            ):
                 self._say(_K.END_OF_INPUT)
-                self._end(ExitStatus.END_OF_INPUT, leave=True)
+                self._end(ExitStatus.END_OF_INPUT, reset=True)
         return self._output()
 
     def connection_closed(self) -> Output:
@@ -288,14 +283,14 @@ class Session:
             if self.interactive:
                 self._say(_K.LINE_END)  # the terminal echoed "^C" with no line end
             self._say(_K.INTERRUPTED)
-            self._end(ExitStatus.INTERRUPTED, leave=True)
+            self._end(ExitStatus.INTERRUPTED, reset=True)
         return self._output()
 
     # -- helpers ----------------------------------------------------------------
 
     def _output(self) -> Output:
         out = Output(
-            tuple(self._notices), tuple(self._send), self.wants_input, self.status, self._leave
+            tuple(self._notices), tuple(self._send), self.status, self._close_with_reset
         )
         self._notices.clear()
         self._send.clear()
@@ -306,23 +301,23 @@ class Session:
 
     def _send_line(self, line: bytes) -> None:
         self._send.append(line + b"\n")
-        self._prompt = False
+        self._prompt_pending = False
 
-    def _end(self, status: ExitStatus, *, leave: bool = False) -> None:
+    def _end(self, status: ExitStatus, *, reset: bool = False) -> None:
         self.status = status
-        self._leave = leave
-        self._prompt = False
+        self._close_with_reset = reset
+        self._prompt_pending = False
         self.phase = Phase.OVER
 
-    def _disconnect(self, status: ExitStatus, notice: Notice, *, leave: bool = False) -> None:
+    def _disconnect(self, status: ExitStatus, notice: Notice, *, reset: bool = False) -> None:
         """Over without a result: say why, then that the client disconnects."""
         self._notices.append(notice)
         self._say(_K.DISCONNECTING)
-        self._end(status, leave=leave)
+        self._end(status, reset=reset)
 
     def _protocol_error(self, notice: Notice) -> None:
         """A server line this client cannot follow: say what, leave with a reset."""
-        self._disconnect(ExitStatus.PROTOCOL_ERROR, notice, leave=True)
+        self._disconnect(ExitStatus.PROTOCOL_ERROR, notice, reset=True)
 
     def _dispatch(self, message: ServerMessage) -> None:
         name = TRANSITIONS.get((self.phase, message.keyword))
@@ -337,14 +332,14 @@ class Session:
         """Show a prompt; a scripted session answers it from the kept lines."""
         self._say(kind)
         if self.interactive:
-            self._prompt = True
+            self._prompt_pending = True
         elif self._pending:
             self._send_line(self._pending.popleft())
         elif self._input_ended:
             self._say(_K.END_OF_INPUT)
-            self._end(ExitStatus.END_OF_INPUT, leave=True)
+            self._end(ExitStatus.END_OF_INPUT, reset=True)
         else:
-            self._prompt = True
+            self._prompt_pending = True
 
     def _result(self, finished: NoticeKind, result: Notice) -> None:
         """A result: the transcript's closing block, exit 0."""
@@ -376,12 +371,12 @@ class Session:
         if message.word != word:
             self._protocol_error(Notice(_K.UNEXPECTED_INVALID, word=message.word))
             return
-        self._prompt = False  # the server re-prompts with REQUEST or BID
+        self._prompt_pending = False  # the server re-prompts with REQUEST or BID
         self._say(kind)
 
     def _start(self, message: ServerMessage) -> None:
         self.phase = Phase.SELLER_STARTED
-        self._prompt = False
+        self._prompt_pending = False
         self._say(_K.START)
 
     def _timeout(self, message: ServerMessage) -> None:
@@ -413,7 +408,7 @@ class Session:
 
     def _accepted(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_ACCEPTED
-        self._prompt = False
+        self._prompt_pending = False
         self._say(_K.ACCEPTED)
 
     def _won(self, message: ServerMessage) -> None:

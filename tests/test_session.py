@@ -63,11 +63,9 @@ class Driver:
 def test_seller_sold_transcript() -> None:
     d = Driver()
     d.server("ROLE SELLER", "REQUEST")
-    assert d.last.wants_input and d.last.status is None
+    assert d.session.should_read_input and d.last.status is None
     d.user("some wrong input")
-    assert not d.last.wants_input
     d.server("INVALID request", "REQUEST")
-    assert d.last.wants_input
     d.user("2 100 3 WolfPackSword")
     out = d.server("START", "SOLD 150 WolfPackSword")
     assert d.sent == [b"some wrong input\n", b"2 100 3 WolfPackSword\n"]
@@ -82,7 +80,7 @@ def test_seller_sold_transcript() -> None:
         "Success! Your item WolfPackSword has been sold for $150.",
         OVER,
     ]
-    assert out.status is ExitStatus.OK and not out.leave
+    assert out.status is ExitStatus.OK and not out.close_with_reset
     assert d.notices[-2] == Notice(NoticeKind.SOLD, item="WolfPackSword", price=150)
 
 
@@ -104,12 +102,10 @@ def test_seller_not_sold() -> None:
 
 def _buyer_until_result(d: Driver) -> None:
     d.server("ROLE BUYER 1", "WAITING 1 3", "BID")
-    assert d.last.wants_input
     d.user("some wrong bid")
     d.server("INVALID bid", "BID")
     d.user("120")
     d.server("ACCEPTED")
-    assert not d.last.wants_input
 
 
 BUYER_HEAD = CONNECTED + [
@@ -143,7 +139,7 @@ def test_buyer_transcripts(final: str, sentence: str) -> None:
     out = d.server(final)
     assert d.shown == BUYER_HEAD + [sentence, OVER]
     assert d.sent == [b"some wrong bid\n", b"120\n"]
-    assert out.status is ExitStatus.OK and not out.leave
+    assert out.status is ExitStatus.OK and not out.close_with_reset
 
 
 def test_the_buyer_completing_the_count_is_not_told_to_wait() -> None:
@@ -177,7 +173,7 @@ def test_busy_transcript() -> None:
     d = Driver()
     out = d.server("BUSY")
     assert d.shown == CONNECTED + ["Server is busy. Try to connect again later."]
-    assert out.status is ExitStatus.BUSY and not out.leave
+    assert out.status is ExitStatus.BUSY and not out.close_with_reset
 
 
 @pytest.mark.parametrize(
@@ -229,7 +225,7 @@ def test_cancelled(reason: str, sentence: str) -> None:
     start = len(d.shown)
     out = d.server(f"CANCELLED {reason}")
     assert d.text_since(start) == ["", sentence, "Disconnecting from the Auctioneer server."]
-    assert out.status is ExitStatus.CANCELLED and not out.leave
+    assert out.status is ExitStatus.CANCELLED and not out.close_with_reset
     assert out.notices == (
         Notice(NoticeKind.CANCELLED, word=reason),
         Notice(NoticeKind.DISCONNECTING),
@@ -265,7 +261,7 @@ def test_server_error_line_too_long() -> None:
         "Server: Your line was too long.",
         "Disconnecting from the Auctioneer server.",
     ]
-    assert out.status is ExitStatus.PROTOCOL_ERROR and not out.leave
+    assert out.status is ExitStatus.PROTOCOL_ERROR and not out.close_with_reset
     other = Driver()
     other.server("ERROR odd-thing")
     assert other.shown[-2] == "Server: Protocol error (odd-thing)."
@@ -317,7 +313,7 @@ def test_protocol_errors_end_the_session(lines: list[bytes]) -> None:
     d = Driver()
     d.server(*lines)
     assert d.last.status is ExitStatus.PROTOCOL_ERROR
-    assert d.last.leave  # the client goes, with a reset
+    assert d.last.close_with_reset  # the client goes, with a reset
     assert d.shown[-2].startswith("Protocol error: ")
     assert d.shown[-1] == "Disconnecting from the Auctioneer server."
 
@@ -335,7 +331,7 @@ def test_interrupted() -> None:
     out = d.take(d.session.interrupted())
     # On a terminal, a line end first: the terminal echoed "^C" without one.
     assert d.shown[-2:] == ["", "Interrupted: leaving the Auctioneer server. Goodbye!"]
-    assert out.status is ExitStatus.INTERRUPTED and out.leave
+    assert out.status is ExitStatus.INTERRUPTED and out.close_with_reset
     scripted = Driver(interactive=False)  # no terminal, no echo: no extra line
     scripted.server("ROLE SELLER")
     scripted.take(scripted.session.interrupted())
@@ -363,7 +359,7 @@ def test_ctrl_d_leaves_while_input_is_needed(lines: list[str]) -> None:
     d = Driver()
     d.server(*lines)
     out = d.eof()
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
     assert d.shown[-1] == "End of input: leaving the auction before it is over."
 
 
@@ -405,29 +401,42 @@ def test_scripted_lines_answer_prompts_in_order() -> None:
     d.user("2 100 3 Sword")
     assert d.sent == []
     d.server("ROLE SELLER", "REQUEST")
-    assert d.sent == [b"bad request\n"] and not d.last.wants_input
+    assert d.sent == [b"bad request\n"] and not d.session.should_read_input
     d.server("INVALID request", "REQUEST")
     assert d.sent == [b"bad request\n", b"2 100 3 Sword\n"]
-    assert not d.last.wants_input
+    assert not d.session.should_read_input
 
 
 def test_scripted_prompt_waits_for_input() -> None:
     d = Driver(interactive=False)
     d.server("ROLE BUYER 1", "WAITING 1 2")
-    assert not d.last.wants_input  # nothing is read before a prompt
+    assert not d.session.should_read_input  # nothing is read before a prompt
     d.server("BID")
-    assert d.last.wants_input
+    assert d.session.should_read_input
     out = d.user("120")
-    assert out.send == (b"120\n",) and not out.wants_input
+    assert out.send == (b"120\n",) and not d.session.should_read_input
     d.user("more")  # no prompt pending: kept, not sent
     assert d.sent == [b"120\n"]
+    d.server("INVALID bid", "BID")  # the prompt is back: the kept line answers it
+    assert d.sent == [b"120\n", b"more\n"] and not d.session.should_read_input
+
+
+def test_interactive_sessions_read_until_over() -> None:
+    d = Driver()
+    assert d.session.should_read_input  # before any prompt: typing early is allowed
+    d.server("ROLE BUYER 1", "BID")
+    d.user("5")
+    d.server("ACCEPTED")
+    assert d.session.should_read_input
+    d.server("LOST X")
+    assert not d.session.should_read_input
 
 
 def test_scripted_input_ending_at_a_prompt() -> None:
     d = Driver(interactive=False)
     d.server("ROLE SELLER", "REQUEST")
     out = d.eof()
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
 
 
 def test_scripted_input_ending_before_a_prompt_is_noticed_at_the_prompt() -> None:
@@ -435,7 +444,7 @@ def test_scripted_input_ending_before_a_prompt_is_noticed_at_the_prompt() -> Non
     d.server("ROLE BUYER 1", "WAITING 1 2")
     assert d.eof().status is None  # not needed yet
     out = d.server("BID")
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
     assert d.shown[-2:] == [
         "Please submit your bid:",
         "End of input: leaving the auction before it is over.",
