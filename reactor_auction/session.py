@@ -9,8 +9,9 @@ once the session is over its exit status. No sockets, no terminal, no clock,
 no wording: ``client.py`` carries the outputs out, the tests call it directly.
 
 The transition table ``TRANSITIONS`` is plain data: (phase, server keyword)
--> handler. A server line whose keyword is not expected in the current phase
-is a protocol error, like an unknown or malformed one.
+-> the Session method that handles it. A server line whose keyword is not
+expected in the current phase is a protocol error, like an unknown or
+malformed one.
 
 Two ways of taking input:
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .protocol import ProtocolError, ServerMessage, parse_server_line
@@ -146,39 +147,6 @@ _ANSWER_OUTSTANDING = frozenset(
     {_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING}
 )
 _CONNECTED = frozenset(_P) - {_P.UNCONNECTED, _P.OVER}
-
-#: (phase, server keyword) -> name of the Session method that handles it.
-TRANSITIONS: dict[tuple[Phase, str], str] = {
-    (_P.JOINING, "ROLE SELLER"): "_role_seller",
-    (_P.JOINING, "ROLE BUYER"): "_role_buyer",
-    (_P.JOINING, "BUSY"): "_busy",
-    # the seller
-    (_P.SELLER, "REQUEST"): "_request_prompt",
-    (_P.SELLER, "INVALID"): "_invalid",
-    (_P.SELLER, "START"): "_start",
-    (_P.SELLER, "TIMEOUT"): "_timeout",
-    (_P.SELLER_STARTED, "DONE"): "_done",
-    (_P.SELLER_STARTED, "SOLD"): "_sold",
-    (_P.SELLER_STARTED, "UNSOLD"): "_seller_unsold",
-    # the buyer
-    (_P.BUYER_WAITING, "WAITING"): "_waiting",
-    (_P.BUYER_WAITING, "NOTYET"): "_notyet",
-    (_P.BUYER_WAITING, "BID"): "_bidding_starts",
-    (_P.BUYER_BIDDING, "BID"): "_bid_prompt",
-    (_P.BUYER_BIDDING, "INVALID"): "_invalid",
-    (_P.BUYER_BIDDING, "ACCEPTED"): "_accepted",
-    # DONE while bidding: the deadline passed before this buyer's line arrived.
-    (_P.BUYER_BIDDING, "DONE"): "_done",
-    (_P.BUYER_ACCEPTED, "DONE"): "_done",
-    **{
-        (phase, keyword): handler
-        for phase in (_P.BUYER_BIDDING, _P.BUYER_ACCEPTED)  # no bid: still a result
-        for keyword, handler in (("WON", "_won"), ("LOST", "_lost"), ("UNSOLD", "_buyer_unsold"))
-    },
-    # the server may end any connection this way
-    **{(phase, "CANCELLED"): "_cancelled" for phase in _CONNECTED},
-    **{(phase, "ERROR"): "_server_error" for phase in _CONNECTED},
-}
 
 #: What INVALID's word must be in each phase, and what the person is told.
 _INVALID = {_P.SELLER: ("request", _K.INVALID_REQUEST), _P.BUYER_BIDDING: ("bid", _K.INVALID_BID)}
@@ -320,13 +288,13 @@ class Session:
         self._disconnect(ExitStatus.PROTOCOL_ERROR, notice, reset=True)
 
     def _dispatch(self, message: ServerMessage) -> None:
-        name = TRANSITIONS.get((self.phase, message.keyword))
-        if name is None:
+        handler = TRANSITIONS.get((self.phase, message.keyword))
+        if handler is None:
             self._protocol_error(
                 Notice(_K.UNEXPECTED_MESSAGE, word=message.keyword, phase=self.phase)
             )
             return
-        getattr(self, name)(message)
+        handler(self, message)
 
     def _ask(self, kind: NoticeKind) -> None:
         """Show a prompt; a scripted session answers it from the kept lines."""
@@ -426,3 +394,42 @@ class Session:
 
     def _server_error(self, message: ServerMessage) -> None:
         self._disconnect(ExitStatus.PROTOCOL_ERROR, Notice(_K.SERVER_ERROR, word=message.word))
+
+
+_S = Session
+#: (phase, server keyword) -> the Session method that handles it.
+TRANSITIONS: dict[tuple[Phase, str], Callable[[Session, ServerMessage], None]] = {
+    (_P.JOINING, "ROLE SELLER"): _S._role_seller,
+    (_P.JOINING, "ROLE BUYER"): _S._role_buyer,
+    (_P.JOINING, "BUSY"): _S._busy,
+    # the seller
+    (_P.SELLER, "REQUEST"): _S._request_prompt,
+    (_P.SELLER, "INVALID"): _S._invalid,
+    (_P.SELLER, "START"): _S._start,
+    (_P.SELLER, "TIMEOUT"): _S._timeout,
+    (_P.SELLER_STARTED, "DONE"): _S._done,
+    (_P.SELLER_STARTED, "SOLD"): _S._sold,
+    (_P.SELLER_STARTED, "UNSOLD"): _S._seller_unsold,
+    # the buyer
+    (_P.BUYER_WAITING, "WAITING"): _S._waiting,
+    (_P.BUYER_WAITING, "NOTYET"): _S._notyet,
+    (_P.BUYER_WAITING, "BID"): _S._bidding_starts,
+    (_P.BUYER_BIDDING, "BID"): _S._bid_prompt,
+    (_P.BUYER_BIDDING, "INVALID"): _S._invalid,
+    (_P.BUYER_BIDDING, "ACCEPTED"): _S._accepted,
+    # DONE while bidding: the deadline passed before this buyer's line arrived.
+    (_P.BUYER_BIDDING, "DONE"): _S._done,
+    (_P.BUYER_ACCEPTED, "DONE"): _S._done,
+    **{
+        (phase, keyword): handler
+        for phase in (_P.BUYER_BIDDING, _P.BUYER_ACCEPTED)  # no bid: still a result
+        for keyword, handler in (
+            ("WON", _S._won),
+            ("LOST", _S._lost),
+            ("UNSOLD", _S._buyer_unsold),
+        )
+    },
+    # the server may end any connection this way
+    **{(phase, "CANCELLED"): _S._cancelled for phase in _CONNECTED},
+    **{(phase, "ERROR"): _S._server_error for phase in _CONNECTED},
+}

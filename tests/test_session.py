@@ -475,8 +475,8 @@ def test_successor_keeps_unsent_input() -> None:
 
 
 def test_every_handler_exists_and_every_server_keyword_is_handled() -> None:
-    for name in TRANSITIONS.values():
-        assert callable(getattr(Session, name))
+    for handler in TRANSITIONS.values():
+        assert getattr(Session, handler.__name__) is handler
     handled = {keyword for _, keyword in TRANSITIONS}
     assert handled == set(SERVER_GRAMMAR)
 
