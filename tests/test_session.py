@@ -5,6 +5,7 @@ them are docs/TRANSCRIPTS.md, line for line."""
 from __future__ import annotations
 
 import pytest
+from session_tools import Driver
 
 from reactor_auction import text
 from reactor_auction.protocol import SERVER_GRAMMAR
@@ -20,41 +21,6 @@ from reactor_auction.session import (
 
 CONNECTED = ["Connected to the Auctioneer server.", ""]
 OVER = "Disconnecting from the Auctioneer server. Auction is over!"
-
-
-class Driver:
-    """Feeds a Session and collects its notices, the lines they make, and
-    what it sends."""
-
-    def __init__(self, *, interactive: bool = True) -> None:
-        self.session = Session(interactive=interactive)
-        self.notices: list[Notice] = []
-        self.shown: list[str] = []
-        self.sent: list[bytes] = []
-        self.last = self.take(self.session.connected())
-
-    def take(self, out: Output) -> Output:
-        for notice in out.notices:
-            self.notices.append(notice)
-            self.shown.extend(text.notice_text(notice).split("\n"))
-        self.sent.extend(out.send)
-        self.last = out
-        return out
-
-    def server(self, *lines: str | bytes) -> Output:
-        for line in lines:
-            raw = line.encode() if isinstance(line, str) else line
-            self.take(self.session.server_line(raw))
-        return self.last
-
-    def user(self, line: str) -> Output:
-        return self.take(self.session.user_line(line.encode()))
-
-    def eof(self) -> Output:
-        return self.take(self.session.input_ended())
-
-    def text_since(self, start: int) -> list[str]:
-        return self.shown[start:]
 
 
 # --- the transcripts ---------------------------------------------------------------
@@ -270,7 +236,7 @@ def test_server_error_line_too_long() -> None:
 def test_connection_lost_before_a_result() -> None:
     d = Driver()
     d.server("ROLE BUYER 1", "BID")
-    out = d.take(d.session.connection_closed())
+    out = d.closed()
     assert d.shown[-1] == (
         "The connection to the Auctioneer server was lost before the auction was over."
     )
@@ -320,7 +286,7 @@ def test_protocol_errors_end_the_session(lines: list[bytes]) -> None:
 
 def test_an_over_long_server_line_is_a_protocol_error() -> None:
     d = Driver()
-    out = d.take(d.session.server_line_too_long())
+    out = d.server_line_too_long()
     assert out.status is ExitStatus.PROTOCOL_ERROR
     assert d.shown[-2] == "Protocol error: the server sent an over-long line."
 
@@ -328,13 +294,13 @@ def test_an_over_long_server_line_is_a_protocol_error() -> None:
 def test_interrupted() -> None:
     d = Driver()
     d.server("ROLE SELLER", "REQUEST")
-    out = d.take(d.session.interrupted())
+    out = d.interrupted()
     # On a terminal, a line end first: the terminal echoed "^C" without one.
     assert d.shown[-2:] == ["", "Interrupted: leaving the Auctioneer server. Goodbye!"]
     assert out.status is ExitStatus.INTERRUPTED and out.close_with_reset
     scripted = Driver(interactive=False)  # no terminal, no echo: no extra line
     scripted.server("ROLE SELLER")
-    scripted.take(scripted.session.interrupted())
+    scripted.interrupted()
     assert scripted.shown[-2:] == [
         "Your role is: [Seller]",
         "Interrupted: leaving the Auctioneer server. Goodbye!",
