@@ -3,10 +3,12 @@
 Events go in: the connection opened, a server line arrived (framed, terminator
 removed), the person (or script) gave a line, standard input ended, the
 connection closed, the person pressed Ctrl-C. Each returns an ``Output``: the
-notices to show (what happened, with its values: ``text.notice_text`` words
-them), the lines to send to the server, whether an answer is wanted now, and
-once the session is over its exit status. No sockets, no terminal, no clock,
-no wording: ``client.py`` carries the outputs out, the tests call it directly.
+notices to show (what happened, with its values; ``text.notice_text`` words
+them as docs/TRANSCRIPTS.md shows), the lines to send to the server, and once
+the session is over its exit status and how to close. ``should_read_input``
+says whether the shell reads standard input now. No sockets, no terminal, no
+clock, no wording: ``client.py`` carries the outputs out, the tests call it
+directly.
 
 The transition table ``TRANSITIONS`` is plain data: (phase, server keyword)
 -> the Session method that handles it. A server line whose keyword is not
