@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from . import __version__, text
 from .cli import exit_status_epilog, non_negative_int, positive_seconds, remote_port
@@ -230,20 +231,21 @@ class Client:
 
 
 def _out(message: str) -> None:
-    """Show ``message`` on standard output at once."""
-    try:
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass  # nobody is reading any more; the exit status still tells
+    """Show ``message`` (text.py's words) on standard output at once."""
+    _write(sys.stdout, message)
 
 
 def _err(message: str) -> None:
+    """Show ``message`` (text.py's words) on standard error at once."""
+    _write(sys.stderr, message)
+
+
+def _write(stream: TextIO, message: str) -> None:
     try:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
+        stream.write(message + "\n")
+        stream.flush()
     except (OSError, ValueError):
-        pass
+        pass  # nobody is reading any more; the exit status still tells
 
 
 def main(argv: Sequence[str] | None = None) -> int:
