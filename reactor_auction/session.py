@@ -59,7 +59,7 @@ class ExitStatus(enum.IntEnum):
 class NoticeKind(enum.Enum):
     """What the client tells the person; ``text.CLIENT_TEXT`` words each.
 
-    A notice of a kind marked ``item, price`` or ``word`` carries that value.
+    A kind whose comment says "carries" comes with those ``Notice`` values.
     """
 
     CONNECTED = enum.auto()
@@ -70,7 +70,7 @@ class NoticeKind(enum.Enum):
     INVALID_REQUEST = enum.auto()
     START = enum.auto()
     SELLER_FINISHED = enum.auto()
-    SOLD = enum.auto()  #: item, price
+    SOLD = enum.auto()  # carries item, price
     SELLER_UNSOLD = enum.auto()
     # the buyer
     ROLE_BUYER = enum.auto()
@@ -81,7 +81,7 @@ class NoticeKind(enum.Enum):
     INVALID_BID = enum.auto()
     ACCEPTED = enum.auto()
     BUYER_FINISHED = enum.auto()
-    WON = enum.auto()  #: item, price
+    WON = enum.auto()  # carries item, price
     LOST = enum.auto()
     BUYER_UNSOLD = enum.auto()
     # both
@@ -89,16 +89,16 @@ class NoticeKind(enum.Enum):
     DONE_SELLER = enum.auto()  # DONE: the request is in
     DONE_BUYER = enum.auto()  # DONE: the bid is in
     DONE_CLOSED = enum.auto()  # DONE: bidding closed before this buyer's line
-    CANCELLED = enum.auto()  #: word: the reason the server gave
+    CANCELLED = enum.auto()  # carries word: the reason the server gave
     TIMEOUT = enum.auto()
-    SERVER_ERROR = enum.auto()  #: word: the reason the server gave
+    SERVER_ERROR = enum.auto()  # ERROR; carries word: the reason the server gave
     DISCONNECTING = enum.auto()  # after any other final line
     CONNECTION_LOST = enum.auto()
     # a server line this client cannot follow; DISCONNECTING follows
-    UNREADABLE_LINE = enum.auto()  #: detail: what is wrong with it
+    UNREADABLE_LINE = enum.auto()  # carries detail: what is wrong with it
     OVER_LONG_LINE = enum.auto()
-    UNEXPECTED_MESSAGE = enum.auto()  #: word: its keyword; phase: where the session was
-    UNEXPECTED_INVALID = enum.auto()  #: word: what INVALID named
+    UNEXPECTED_MESSAGE = enum.auto()  # carries word (its keyword), phase
+    UNEXPECTED_INVALID = enum.auto()  # carries word: what INVALID named
     END_OF_INPUT = enum.auto()
     LINE_END = enum.auto()  # ends the line where a terminal echoed "^C"
     INTERRUPTED = enum.auto()
@@ -233,9 +233,7 @@ class Session:
         """Standard input ended (Ctrl-D on a terminal)."""
         if self.status is None:
             self._input_ended = True
-            if self._prompt_pending or (
-                self.interactive and self.phase in _ANSWER_OUTSTANDING
-            ):
+            if self._prompt_pending or (self.interactive and self.phase in _ANSWER_OUTSTANDING):
                 self._say(_K.END_OF_INPUT)
                 self._end(ExitStatus.END_OF_INPUT, reset=True)
         return self._output()
@@ -259,9 +257,7 @@ class Session:
     # -- helpers ----------------------------------------------------------------
 
     def _output(self) -> Output:
-        out = Output(
-            tuple(self._notices), tuple(self._send), self.status, self._close_with_reset
-        )
+        out = Output(tuple(self._notices), tuple(self._send), self.status, self._close_with_reset)
         self._notices.clear()
         self._send.clear()
         return out
