@@ -1,10 +1,11 @@
-"""Argument types both command lines share. Pure argparse; no I/O beyond
-what argparse itself does."""
+"""Argument types and help layout both command lines share. Pure argparse;
+no I/O beyond what argparse itself does."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterable
 
 
 def _whole(text: str) -> int | None:
@@ -53,3 +54,10 @@ def non_negative_int(text: str) -> int:
     if value is None:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
     return value
+
+
+def exit_status_epilog(statuses: Iterable[tuple[int, str]]) -> str:
+    """Return an ``--help`` epilog listing exit statuses: a heading, then one
+    ``  <status>  <meaning>`` line for each (status, meaning) pair, in order
+    (the parser needs ``RawDescriptionHelpFormatter`` to keep the lines)."""
+    return "exit status:\n" + "\n".join(f"  {status:>3}  {meaning}" for status, meaning in statuses)

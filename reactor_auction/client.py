@@ -19,9 +19,10 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from . import __version__, text
-from .cli import non_negative_int, positive_seconds, remote_port
+from .cli import exit_status_epilog, non_negative_int, positive_seconds, remote_port
 from .framing import LineBuffer, LineTooLong
 from .reactor import FatalError, Loop, Stream, Timer, connect, input_reader
 from .session import ExitStatus, Output, Session
@@ -36,15 +37,14 @@ MAX_INPUT_LINE = 1 << 20
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``auc_client``."""
-    statuses = "\n".join(
-        f"  {status.value:>3}  {text.CLIENT_EXIT_TEXT[status.name]}" for status in ExitStatus
-    )
     parser = argparse.ArgumentParser(
         prog="auc_client",
         description="Take part in a sealed-bid auction: the first to connect is the Seller,\n"
         "the next ones are Buyers. On a terminal, type your answers; otherwise\n"
         "each line of standard input answers the next prompt.",
-        epilog=f"exit status:\n{statuses}",
+        epilog=exit_status_epilog(
+            (status.value, text.CLIENT_EXIT_TEXT[status]) for status in ExitStatus
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", help="the Auctioneer server's host name or address")
@@ -141,8 +141,8 @@ class Client:
     # -- the session's outputs --------------------------------------------------
 
     def _apply(self, out: Output) -> None:
-        if out.show:
-            _out("\n".join(out.show))
+        if out.notices:
+            _out(text.notices_text(out.notices))
         stream = self._stream
         if stream is not None:
             for line in out.send:
@@ -154,12 +154,12 @@ class Client:
         else:
             # After a final line the server closes too: a plain close. Leaving
             # early sends a reset, so the server sees a departure, not EOF.
-            self._close_stream(reset=out.leave)
+            self._close_stream(reset=out.close_with_reset)
             self._stop(out.status)
 
     def _update_reader(self) -> None:
         """Interactive: read all the time. Scripted: only while a prompt waits."""
-        if self.status is None and self.session.reads_input:
+        if self.status is None and self.session.should_read_input:
             self._reader.resume()
         else:
             self._reader.pause()
@@ -231,20 +231,21 @@ class Client:
 
 
 def _out(message: str) -> None:
-    """Show ``message`` on standard output at once."""
-    try:
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass  # nobody is reading any more; the exit status still tells
+    """Show ``message`` (text.py's words) on standard output at once."""
+    _write(sys.stdout, message)
 
 
 def _err(message: str) -> None:
+    """Show ``message`` (text.py's words) on standard error at once."""
+    _write(sys.stderr, message)
+
+
+def _write(stream: TextIO, message: str) -> None:
     try:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
+        stream.write(message + "\n")
+        stream.flush()
     except (OSError, ValueError):
-        pass
+        pass  # nobody is reading any more; the exit status still tells
 
 
 def main(argv: Sequence[str] | None = None) -> int:

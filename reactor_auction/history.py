@@ -19,8 +19,9 @@ from typing import TextIO
 
 from . import protocol
 from .cli import non_negative_int
+from .console import discard_stdout
+from .exits import ServerExit
 from .ledger import DEFAULT_PATH, LedgerError, PastAuction, history
-from .server import EXIT_LEDGER, EXIT_OK, discard_stdout
 
 #: Column headings, and which columns are right-aligned (numbers).
 COLUMNS = ("when", "item", "type", "outcome", "winner", "price", "bids")
@@ -58,13 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = history(args.ledger, args.limit or None)
     except LedgerError as exc:
         print(f"auc_server history: {exc}", file=sys.stderr)
-        return EXIT_LEDGER
+        return ServerExit.LEDGER
     lines = [to_json(row) for row in rows] if args.json else table(rows)
     return _print(lines, sys.stdout)
 
 
 def _print(lines: list[str], out: TextIO) -> int:
-    """Write ``lines``; return EXIT_OK, also when the reader went away
+    """Write ``lines``; return ServerExit.OK, also when the reader went away
     (``auc_server history | head`` is not an error)."""
     try:
         for line in lines:
@@ -72,7 +73,7 @@ def _print(lines: list[str], out: TextIO) -> int:
         out.flush()
     except BrokenPipeError:
         discard_stdout()  # Python would complain again flushing it at exit
-    return EXIT_OK
+    return ServerExit.OK
 
 
 def local_time(when: float) -> str:

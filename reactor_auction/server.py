@@ -1,31 +1,30 @@
 """``auc_server``: command-line wiring for the auction server.
 
-Exit status: 0 after a normal stop (SIGINT/SIGTERM), 2 for a usage error,
-3 when the ledger cannot be used, 4 when the port cannot be opened,
-70 after an internal error (every client was told ``CANCELLED``).
+Exit status: ``exits.ServerExit``, worded in ``exits.SERVER_EXIT_TEXT`` and
+listed by ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from . import __version__, text
 from .auction import Auction
-from .cli import non_negative_int, port_number, positive_int, positive_seconds
+from .cli import (
+    exit_status_epilog,
+    non_negative_int,
+    port_number,
+    positive_int,
+    positive_seconds,
+)
+from .console import discard_stdout
+from .exits import SERVER_EXIT_TEXT, ServerExit
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
 from .reactor import ListenError, Loop, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_LEDGER = 3
-EXIT_LISTEN = 4
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
 
 #: Default --poll-us: see reactor.Loop._wait. Long enough to catch a client's
 #: answer on the same machine without a wake-up; short enough that a wasted
@@ -63,26 +62,16 @@ class ConsoleLog:
                 discard_stdout()
 
 
-def discard_stdout() -> None:
-    """Point standard output at /dev/null, so that what is still buffered
-    (and Python's flush at exit, which would otherwise fail and set exit
-    status 120) goes nowhere instead of to a broken pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``auc_server``."""
     parser = argparse.ArgumentParser(
         prog="auc_server",
-        description="Host sealed-bid auctions over TCP (see docs/PROTOCOL.md). "
+        description="Host sealed-bid auctions over TCP (see docs/PROTOCOL.md).\n"
         "'auc_server history' lists past auctions.",
-        epilog="Exit status: 0 stopped by SIGINT/SIGTERM; 2 usage error; 3 ledger "
-        "unusable; 4 port cannot be opened; 70 internal error.",
+        epilog=exit_status_epilog(
+            (status.value, SERVER_EXIT_TEXT[status]) for status in ServerExit
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("port", type=port_number, help="TCP port to listen on (0: any free port)")
     parser.add_argument("--host", default="", help="address to listen on (default: all interfaces)")
@@ -132,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _serve(build_parser().parse_args(argv))
     except KeyboardInterrupt:  # before the signal handlers are installed
-        return EXIT_INTERRUPTED
+        return ServerExit.INTERRUPTED
 
 
 def max_buyers_allowed(requested: int, log: ConsoleLog) -> int:
@@ -155,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
             ledger = Ledger(args.ledger)
         except LedgerError as exc:
             print(f"auc_server: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
+            return ServerExit.LEDGER
     loop = Loop(poll_max=args.poll_us * 1e-6)
     auction = Auction(
         max_buyers=max_buyers,
@@ -170,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"auc_server: cannot listen on port {args.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
-        return EXIT_LISTEN
+        return ServerExit.LISTEN
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.shutdown)
     log("listening", (args.host or "*", listener.port))
@@ -180,13 +169,13 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # FatalError, or a bug in the loop itself
         log("fatal", (exc,))
         service.abort_all()
-        return EXIT_INTERNAL
+        return ServerExit.INTERNAL
     finally:
         listener.close()
         loop.close()
         if ledger is not None:
             ledger.close()
-    return EXIT_OK
+    return ServerExit.OK
 
 
 if __name__ == "__main__":

@@ -3,19 +3,23 @@
 Events go in: the connection opened, a server line arrived (framed, terminator
 removed), the person (or script) gave a line, standard input ended, the
 connection closed, the person pressed Ctrl-C. Each returns an ``Output``: the
-text to show, the lines to send to the server, whether an answer is wanted
-now, and once the session is over its exit status. No sockets, no terminal,
-no clock: ``client.py`` carries the outputs out, the tests call it directly.
+notices to show (what happened, with its values; ``text.notice_text`` words
+them as docs/TRANSCRIPTS.md shows), the lines to send to the server, and once
+the session is over its exit status and how to close. ``should_read_input``
+says whether the shell reads standard input now. No sockets, no terminal, no
+clock, no wording: ``client.py`` carries the outputs out, the tests call it
+directly.
 
 The transition table ``TRANSITIONS`` is plain data: (phase, server keyword)
--> handler. A server line whose keyword is not expected in the current phase
-is a protocol error, like an unknown or malformed one.
+-> the Session method that handles it. A server line whose keyword is not
+expected in the current phase is a protocol error, like an unknown or
+malformed one.
 
 Two ways of taking input:
 
 - interactive (standard input is a terminal): every line is sent as typed, at
   any time (typing before bidding starts gets the server's ``NOTYET``).
-  Ctrl-D leaves at once while the session still needs input (no request
+  Ctrl-D leaves at once while the person's answer is outstanding (no request
   accepted or bid received yet); later it is ignored.
 - scripted (standard input is not a terminal): a line answers the next
   prompt (``REQUEST`` or ``BID``); lines that arrive first are kept for later
@@ -30,10 +34,9 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import text
 from .protocol import ProtocolError, ServerMessage, parse_server_line
 
 
@@ -53,6 +56,54 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130  #: Ctrl-C (SIGINT)
 
 
+class NoticeKind(enum.Enum):
+    """What the client tells the person; ``text.CLIENT_TEXT`` words each.
+
+    A kind whose comment says "carries" comes with those ``Notice`` values.
+    """
+
+    CONNECTED = enum.auto()
+    BUSY = enum.auto()
+    # the seller
+    ROLE_SELLER = enum.auto()
+    REQUEST_PROMPT = enum.auto()
+    INVALID_REQUEST = enum.auto()
+    START = enum.auto()
+    SELLER_FINISHED = enum.auto()
+    SOLD = enum.auto()  # carries item, price
+    SELLER_UNSOLD = enum.auto()
+    # the buyer
+    ROLE_BUYER = enum.auto()
+    WAITING = enum.auto()
+    NOTYET = enum.auto()
+    BIDDING_STARTS = enum.auto()
+    BID_PROMPT = enum.auto()
+    INVALID_BID = enum.auto()
+    ACCEPTED = enum.auto()
+    BUYER_FINISHED = enum.auto()
+    WON = enum.auto()  # carries item, price
+    LOST = enum.auto()
+    BUYER_UNSOLD = enum.auto()
+    # both
+    OVER = enum.auto()  # after a result
+    DONE_SELLER = enum.auto()  # DONE: the request is in
+    DONE_BUYER = enum.auto()  # DONE: the bid is in
+    DONE_CLOSED = enum.auto()  # DONE: bidding closed before this buyer's line
+    CANCELLED = enum.auto()  # carries word: the reason the server gave
+    TIMEOUT = enum.auto()
+    SERVER_ERROR = enum.auto()  # ERROR; carries word: the reason the server gave
+    DISCONNECTING = enum.auto()  # after any other final line
+    CONNECTION_LOST = enum.auto()
+    # a server line this client cannot follow; DISCONNECTING follows
+    UNREADABLE_LINE = enum.auto()  # carries detail: what is wrong with it
+    OVER_LONG_LINE = enum.auto()
+    UNEXPECTED_MESSAGE = enum.auto()  # carries word (its keyword), phase
+    UNEXPECTED_INVALID = enum.auto()  # carries word: what INVALID named
+    END_OF_INPUT = enum.auto()
+    LINE_END = enum.auto()  # ends the line where a terminal echoed "^C"
+    INTERRUPTED = enum.auto()
+
+
 class Phase(enum.Enum):
     """Where the session is."""
 
@@ -67,58 +118,42 @@ class Phase(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to tell the person: its kind and the values it names."""
+
+    kind: NoticeKind
+    item: str = ""  #: SOLD, WON: the item's name
+    price: int = 0  #: SOLD, WON: the price
+    word: str = ""  #: a word the server sent (see NoticeKind)
+    phase: Phase | None = None  #: UNEXPECTED_MESSAGE: the phase it arrived in
+    detail: str = ""  #: UNREADABLE_LINE: ``protocol.ProtocolError``'s description
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     """What the client must do after one event."""
 
-    show: tuple[str, ...] = ()  #: text to print, one entry per printed line (or block)
+    notices: tuple[Notice, ...] = ()  #: to show in order, each on a line (or lines) of its own
     send: tuple[bytes, ...] = ()  #: lines for the server, each ``\\n``-terminated
-    wants_input: bool = False  #: a prompt is pending and unanswered
     status: ExitStatus | None = None  #: set once: the session is over
-    leave: bool = False  #: over before a final line: close with a reset
+    #: over before a final line: close with a reset, so that the server sees
+    #: the client leave rather than just stop sending
+    close_with_reset: bool = False
 
 
 _P = Phase
-#: Phases in which the person still has something to say (Ctrl-D leaves).
-NEEDS_INPUT = frozenset({_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING})
+_K = NoticeKind
+#: Phases before the person's answer is in (no request accepted, no bid
+#: received): Ctrl-D on a terminal leaves.
+_ANSWER_OUTSTANDING = frozenset(
+    {_P.UNCONNECTED, _P.JOINING, _P.SELLER, _P.BUYER_WAITING, _P.BUYER_BIDDING}
+)
 _CONNECTED = frozenset(_P) - {_P.UNCONNECTED, _P.OVER}
 
-#: (phase, server keyword) -> name of the Session method that handles it.
-TRANSITIONS: dict[tuple[Phase, str], str] = {
-    (_P.JOINING, "ROLE SELLER"): "_role_seller",
-    (_P.JOINING, "ROLE BUYER"): "_role_buyer",
-    (_P.JOINING, "BUSY"): "_busy",
-    # the seller
-    (_P.SELLER, "REQUEST"): "_request_prompt",
-    (_P.SELLER, "INVALID"): "_invalid",
-    (_P.SELLER, "START"): "_start",
-    (_P.SELLER, "TIMEOUT"): "_timeout",
-    (_P.SELLER_STARTED, "DONE"): "_done",
-    (_P.SELLER_STARTED, "SOLD"): "_sold",
-    (_P.SELLER_STARTED, "UNSOLD"): "_seller_unsold",
-    # the buyer
-    (_P.BUYER_WAITING, "WAITING"): "_waiting",
-    (_P.BUYER_WAITING, "NOTYET"): "_notyet",
-    (_P.BUYER_WAITING, "BID"): "_bidding_starts",
-    (_P.BUYER_BIDDING, "BID"): "_bid_prompt",
-    (_P.BUYER_BIDDING, "INVALID"): "_invalid",
-    (_P.BUYER_BIDDING, "ACCEPTED"): "_accepted",
-    # DONE while bidding: the deadline passed before this buyer's line arrived.
-    (_P.BUYER_BIDDING, "DONE"): "_done",
-    (_P.BUYER_ACCEPTED, "DONE"): "_done",
-    **{
-        (phase, keyword): handler
-        for phase in (_P.BUYER_BIDDING, _P.BUYER_ACCEPTED)  # no bid: still a result
-        for keyword, handler in (("WON", "_won"), ("LOST", "_lost"), ("UNSOLD", "_buyer_unsold"))
-    },
-    # the server may end any connection this way
-    **{(phase, "CANCELLED"): "_cancelled" for phase in _CONNECTED},
-    **{(phase, "ERROR"): "_server_error" for phase in _CONNECTED},
-}
-
-#: What INVALID's word must be in each phase.
-_INVALID_WORD = {_P.SELLER: "request", _P.BUYER_BIDDING: "bid"}
+#: What INVALID's word must be in each phase, and what the person is told.
+_INVALID = {_P.SELLER: ("request", _K.INVALID_REQUEST), _P.BUYER_BIDDING: ("bid", _K.INVALID_BID)}
 #: What DONE means in each phase (otherwise: bidding closed).
-_DONE_TEXT = {_P.SELLER_STARTED: "done_seller", _P.BUYER_ACCEPTED: "done_buyer"}
+_DONE = {_P.SELLER_STARTED: _K.DONE_SELLER, _P.BUYER_ACCEPTED: _K.DONE_BUYER}
 
 
 class Session:
@@ -137,29 +172,18 @@ class Session:
         self.status: ExitStatus | None = None
         self._pending: deque[bytes] = deque(pending)  # user lines not yet sent
         self._input_ended = input_ended
-        self._prompt = False  # a prompt is shown and not answered
-        self._leave = False
-        self._show: list[str] = []
+        self._prompt_pending = False  # a prompt is shown and not answered
+        self._close_with_reset = False
+        self._notices: list[Notice] = []
         self._send: list[bytes] = []
 
     # -- public API -------------------------------------------------------------
 
     @property
-    def wants_input(self) -> bool:
-        """True while a prompt is pending and unanswered."""
-        return self._prompt and self.status is None
-
-    @property
-    def reads_input(self) -> bool:
-        """True while the shell should read input: interactive, always;
-        scripted, only while a prompt waits; never once over."""
-        return self.status is None and (self.interactive or self._prompt)
-
-    @property
-    def needs_input(self) -> bool:
-        """True while the person still has something to say (no request
-        accepted, no bid received)."""
-        return self.phase in NEEDS_INPUT
+    def should_read_input(self) -> bool:
+        """True while the shell should read standard input: interactive,
+        always; scripted, only while a prompt waits; never once over."""
+        return self.status is None and (self.interactive or self._prompt_pending)
 
     def successor(self) -> Session:
         """Return a fresh session for the next connection attempt, keeping the
@@ -172,7 +196,7 @@ class Session:
         """The connection is open. Interactive lines typed meanwhile go out now."""
         if self.phase is Phase.UNCONNECTED and self.status is None:
             self.phase = Phase.JOINING
-            self._say("connected")
+            self._say(_K.CONNECTED)
             if self.interactive:
                 while self._pending:
                     self._send_line(self._pending.popleft())
@@ -184,7 +208,7 @@ class Session:
             try:
                 message = parse_server_line(line)
             except ProtocolError as exc:
-                self._protocol_error(str(exc))
+                self._protocol_error(Notice(_K.UNREADABLE_LINE, detail=str(exc)))
             else:
                 self._dispatch(message)
         return self._output()
@@ -192,14 +216,14 @@ class Session:
     def server_line_too_long(self) -> Output:
         """The server sent more than a line's worth of bytes without ``\\n``."""
         if self.status is None:
-            self._protocol_error(text.client_text("detail_over_long"))
+            self._protocol_error(Notice(_K.OVER_LONG_LINE))
         return self._output()
 
     def user_line(self, line: bytes) -> Output:
         """A line of input (terminator removed). Sent now if interactive and
         connected, or if it answers a pending prompt; kept otherwise."""
         if self.status is None:
-            if self.phase is Phase.UNCONNECTED or not (self.interactive or self._prompt):
+            if self.phase is Phase.UNCONNECTED or not (self.interactive or self._prompt_pending):
                 self._pending.append(line)
             else:
                 self._send_line(line)
@@ -209,155 +233,201 @@ class Session:
         """Standard input ended (Ctrl-D on a terminal)."""
         if self.status is None:
             self._input_ended = True
-            if (self.interactive and self.needs_input) or self._prompt:
-                self._end(ExitStatus.END_OF_INPUT, "end_of_input", leave=True)
+            if self._prompt_pending or (self.interactive and self.phase in _ANSWER_OUTSTANDING):
+                self._say(_K.END_OF_INPUT)
+                self._end(ExitStatus.END_OF_INPUT, reset=True)
         return self._output()
 
     def connection_closed(self) -> Output:
         """The connection ended (EOF, reset, error) with no final line."""
         if self.status is None:
-            self._end(ExitStatus.LOST, "connection_lost")
+            self._say(_K.CONNECTION_LOST)
+            self._end(ExitStatus.LOST)
         return self._output()
 
     def interrupted(self) -> Output:
         """Ctrl-C: leave at once with a goodbye."""
         if self.status is None:
             if self.interactive:
-                self._show.append("")  # the terminal echoed "^C" with no line end
-            self._end(ExitStatus.INTERRUPTED, "interrupted", leave=True)
+                self._say(_K.LINE_END)  # the terminal echoed "^C" with no line end
+            self._say(_K.INTERRUPTED)
+            self._end(ExitStatus.INTERRUPTED, reset=True)
         return self._output()
 
     # -- helpers ----------------------------------------------------------------
 
     def _output(self) -> Output:
-        out = Output(
-            tuple(self._show), tuple(self._send), self.wants_input, self.status, self._leave
-        )
-        self._show.clear()
+        out = Output(tuple(self._notices), tuple(self._send), self.status, self._close_with_reset)
+        self._notices.clear()
         self._send.clear()
         return out
 
-    def _say(self, kind: str, **fields: object) -> None:
-        self._show.append(text.client_text(kind, **fields))
+    def _say(self, kind: NoticeKind) -> None:
+        self._notices.append(Notice(kind))
 
     def _send_line(self, line: bytes) -> None:
         self._send.append(line + b"\n")
-        self._prompt = False
+        self._prompt_pending = False
 
-    def _end(self, status: ExitStatus, kind: str, *, leave: bool = False, **fields: object) -> None:
-        self._say(kind, **fields)
+    def _end(self, status: ExitStatus, *, reset: bool = False) -> None:
         self.status = status
-        self._leave = leave
-        self._prompt = False
+        self._close_with_reset = reset
+        self._prompt_pending = False
         self.phase = Phase.OVER
 
-    def _protocol_error(self, detail: str) -> None:
-        self._end(ExitStatus.PROTOCOL_ERROR, "protocol_error", leave=True, detail=detail)
+    def _disconnect(self, status: ExitStatus, notice: Notice, *, reset: bool = False) -> None:
+        """Over without a result: say why, then that the client disconnects."""
+        self._notices.append(notice)
+        self._say(_K.DISCONNECTING)
+        self._end(status, reset=reset)
+
+    def _protocol_error(self, notice: Notice) -> None:
+        """A server line this client cannot follow: say what, leave with a reset."""
+        self._disconnect(ExitStatus.PROTOCOL_ERROR, notice, reset=True)
 
     def _dispatch(self, message: ServerMessage) -> None:
-        name = TRANSITIONS.get((self.phase, message.keyword))
-        if name is None:
+        handler = TRANSITIONS.get((self.phase, message.keyword))
+        if handler is None:
             self._protocol_error(
-                text.client_text(
-                    "detail_unexpected", keyword=message.keyword, phase=self.phase.value
-                )
+                Notice(_K.UNEXPECTED_MESSAGE, word=message.keyword, phase=self.phase)
             )
             return
-        getattr(self, name)(message)
+        handler(self, message)
 
-    def _ask(self, kind: str) -> None:
+    def _ask(self, kind: NoticeKind) -> None:
         """Show a prompt; a scripted session answers it from the kept lines."""
         self._say(kind)
         if self.interactive:
-            self._prompt = True
+            self._prompt_pending = True
         elif self._pending:
             self._send_line(self._pending.popleft())
         elif self._input_ended:
-            self._end(ExitStatus.END_OF_INPUT, "end_of_input", leave=True)
+            self._say(_K.END_OF_INPUT)
+            self._end(ExitStatus.END_OF_INPUT, reset=True)
         else:
-            self._prompt = True
+            self._prompt_pending = True
 
-    def _result(self, finished: str, kind: str, **fields: object) -> None:
+    def _result(self, finished: NoticeKind, result: Notice) -> None:
         """A result: the transcript's closing block, exit 0."""
         self._say(finished)
-        self._say(kind, **fields)
-        self._end(ExitStatus.OK, "over")
+        self._notices.append(result)
+        self._say(_K.OVER)
+        self._end(ExitStatus.OK)
 
     # -- handlers (see TRANSITIONS) ---------------------------------------------
 
     def _role_seller(self, message: ServerMessage) -> None:
         self.phase = Phase.SELLER
-        self._say("role_seller")
+        self._say(_K.ROLE_SELLER)
 
     def _role_buyer(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_WAITING
         self.buyer_number = message.numbers[0]
-        self._say("role_buyer")
+        self._say(_K.ROLE_BUYER)
 
     def _busy(self, message: ServerMessage) -> None:
-        self._end(ExitStatus.BUSY, "busy")
+        self._say(_K.BUSY)
+        self._end(ExitStatus.BUSY)
 
     def _request_prompt(self, message: ServerMessage) -> None:
-        self._ask("request_prompt")
+        self._ask(_K.REQUEST_PROMPT)
 
     def _invalid(self, message: ServerMessage) -> None:
-        word = _INVALID_WORD[self.phase]
+        word, kind = _INVALID[self.phase]
         if message.word != word:
-            self._protocol_error(text.client_text("detail_unexpected_invalid", word=message.word))
+            self._protocol_error(Notice(_K.UNEXPECTED_INVALID, word=message.word))
             return
-        self._prompt = False  # the server re-prompts with REQUEST or BID
-        self._say(f"invalid_{word}")
+        self._prompt_pending = False  # the server re-prompts with REQUEST or BID
+        self._say(kind)
 
     def _start(self, message: ServerMessage) -> None:
         self.phase = Phase.SELLER_STARTED
-        self._prompt = False
-        self._say("start")
+        self._prompt_pending = False
+        self._say(_K.START)
 
     def _timeout(self, message: ServerMessage) -> None:
-        self._say("timeout")
-        self._end(ExitStatus.TIMED_OUT, "disconnecting")
+        self._disconnect(ExitStatus.TIMED_OUT, Notice(_K.TIMEOUT))
 
     def _done(self, message: ServerMessage) -> None:
-        self._say(_DONE_TEXT.get(self.phase, "done_closed"))
+        self._say(_DONE.get(self.phase, _K.DONE_CLOSED))
 
     def _sold(self, message: ServerMessage) -> None:
-        self._result("seller_finished", "sold", item=message.item, price=message.numbers[0])
+        sold = Notice(_K.SOLD, item=message.item, price=message.numbers[0])
+        self._result(_K.SELLER_FINISHED, sold)
 
     def _seller_unsold(self, message: ServerMessage) -> None:
-        self._result("seller_finished", "seller_unsold")
+        self._result(_K.SELLER_FINISHED, Notice(_K.SELLER_UNSOLD))
 
     def _waiting(self, message: ServerMessage) -> None:
-        self._say("waiting")
+        self._say(_K.WAITING)
 
     def _notyet(self, message: ServerMessage) -> None:
-        self._say("notyet")
+        self._say(_K.NOTYET)
 
     def _bidding_starts(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_BIDDING
-        self._say("bidding_starts")
-        self._ask("bid_prompt")
+        self._say(_K.BIDDING_STARTS)
+        self._ask(_K.BID_PROMPT)
 
     def _bid_prompt(self, message: ServerMessage) -> None:
-        self._ask("bid_prompt")
+        self._ask(_K.BID_PROMPT)
 
     def _accepted(self, message: ServerMessage) -> None:
         self.phase = Phase.BUYER_ACCEPTED
-        self._prompt = False
-        self._say("accepted")
+        self._prompt_pending = False
+        self._say(_K.ACCEPTED)
 
     def _won(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "won", item=message.item, price=message.numbers[0])
+        won = Notice(_K.WON, item=message.item, price=message.numbers[0])
+        self._result(_K.BUYER_FINISHED, won)
 
     def _lost(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "lost")
+        self._result(_K.BUYER_FINISHED, Notice(_K.LOST))
 
     def _buyer_unsold(self, message: ServerMessage) -> None:
-        self._result("buyer_finished", "buyer_unsold")
+        self._result(_K.BUYER_FINISHED, Notice(_K.BUYER_UNSOLD))
 
     def _cancelled(self, message: ServerMessage) -> None:
-        self._show.append(text.client_text_for("cancelled", message.word))
-        self._end(ExitStatus.CANCELLED, "disconnecting")
+        self._disconnect(ExitStatus.CANCELLED, Notice(_K.CANCELLED, word=message.word))
 
     def _server_error(self, message: ServerMessage) -> None:
-        self._show.append(text.client_text_for("server_error", message.word))
-        self._end(ExitStatus.PROTOCOL_ERROR, "disconnecting")
+        self._disconnect(ExitStatus.PROTOCOL_ERROR, Notice(_K.SERVER_ERROR, word=message.word))
+
+
+_S = Session
+#: (phase, server keyword) -> the Session method that handles it.
+TRANSITIONS: dict[tuple[Phase, str], Callable[[Session, ServerMessage], None]] = {
+    (_P.JOINING, "ROLE SELLER"): _S._role_seller,
+    (_P.JOINING, "ROLE BUYER"): _S._role_buyer,
+    (_P.JOINING, "BUSY"): _S._busy,
+    # the seller
+    (_P.SELLER, "REQUEST"): _S._request_prompt,
+    (_P.SELLER, "INVALID"): _S._invalid,
+    (_P.SELLER, "START"): _S._start,
+    (_P.SELLER, "TIMEOUT"): _S._timeout,
+    (_P.SELLER_STARTED, "DONE"): _S._done,
+    (_P.SELLER_STARTED, "SOLD"): _S._sold,
+    (_P.SELLER_STARTED, "UNSOLD"): _S._seller_unsold,
+    # the buyer
+    (_P.BUYER_WAITING, "WAITING"): _S._waiting,
+    (_P.BUYER_WAITING, "NOTYET"): _S._notyet,
+    (_P.BUYER_WAITING, "BID"): _S._bidding_starts,
+    (_P.BUYER_BIDDING, "BID"): _S._bid_prompt,
+    (_P.BUYER_BIDDING, "INVALID"): _S._invalid,
+    (_P.BUYER_BIDDING, "ACCEPTED"): _S._accepted,
+    # DONE while bidding: the deadline passed before this buyer's line arrived.
+    (_P.BUYER_BIDDING, "DONE"): _S._done,
+    (_P.BUYER_ACCEPTED, "DONE"): _S._done,
+    **{
+        (phase, keyword): handler
+        for phase in (_P.BUYER_BIDDING, _P.BUYER_ACCEPTED)  # no bid: still a result
+        for keyword, handler in (
+            ("WON", _S._won),
+            ("LOST", _S._lost),
+            ("UNSOLD", _S._buyer_unsold),
+        )
+    },
+    # the server may end any connection this way
+    **{(phase, "CANCELLED"): _S._cancelled for phase in _CONNECTED},
+    **{(phase, "ERROR"): _S._server_error for phase in _CONNECTED},
+}

@@ -1,13 +1,18 @@
 """Human wording: what a person sees while an auction runs, in one place.
 
-The server's console lines (TRANSCRIPTS.md, "Server") are rendered here from
-the auction's ``Log`` actions; the client's wording lives in ``client_text``
-below. Nothing here does I/O. Command-line matters stay with their command:
-option help, usage and start-up errors in server.py and client.py, the
-history table's headings in history.py.
+The server's console lines (docs/TRANSCRIPTS.md, "Server") are rendered here
+from the auction's ``Log`` actions; the client's, from the session's
+``Notice`` values (``notice_text``) and the client shell's own messages
+(``client_text``). Nothing here does I/O. Command-line matters stay with their
+command: option help, usage and the server's start-up errors in server.py and
+client.py, the history table's headings in history.py.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .session import ExitStatus, Notice, NoticeKind
 
 # --- the server console ----------------------------------------------------------
 
@@ -70,91 +75,128 @@ def server_line(kind: str, args: tuple[object, ...]) -> str:
 
 # --- the client ---------------------------------------------------------------------
 #
-# TRANSCRIPTS.md, "Seller", "Buyer" and "Busy", line for line. A "\n" inside a
-# text is a blank line of the transcript. ``{item}`` and ``{price}`` are filled
-# from the server's message.
+# docs/TRANSCRIPTS.md, "Seller", "Buyer", "Busy" and "Everything else", line for
+# line. A "\n" inside a text is a blank line of the transcript. ``{item}``,
+# ``{price}``, ``{word}``, ``{phase}`` and ``{detail}`` are the notice's values.
 
-CLIENT_TEXT: dict[str, str] = {
-    "connected": "Connected to the Auctioneer server.\n",
-    "busy": "Server is busy. Try to connect again later.",
+_K = NoticeKind
+
+#: Notice kind -> its template.
+CLIENT_TEXT: dict[NoticeKind, str] = {
+    _K.CONNECTED: "Connected to the Auctioneer server.\n",
+    _K.BUSY: "Server is busy. Try to connect again later.",
     # the seller
-    "role_seller": "Your role is: [Seller]",
-    "request_prompt": "Please submit auction request:",
-    "invalid_request": "Server: Invalid auction request!",
-    "start": "Server: Auction start.",
-    "seller_finished": "\nAuction finished!",
-    "sold": "Success! Your item {item} has been sold for ${price}.",
-    "seller_unsold": "Unfortunately, your item was not sold as all bids were below the "
+    _K.ROLE_SELLER: "Your role is: [Seller]",
+    _K.REQUEST_PROMPT: "Please submit auction request:",
+    _K.INVALID_REQUEST: "Server: Invalid auction request!",
+    _K.START: "Server: Auction start.",
+    _K.SELLER_FINISHED: "\nAuction finished!",
+    _K.SOLD: "Success! Your item {item} has been sold for ${price}.",
+    _K.SELLER_UNSOLD: "Unfortunately, your item was not sold as all bids were below the "
     "minimum price.",
     # the buyer
-    "role_buyer": "Your role is: [Buyer]",
-    "waiting": "The Auctioneer is still waiting for other Buyers to connect...",
-    "bidding_starts": "\nThe bidding has started!",
-    "bid_prompt": "Please submit your bid:",
-    "invalid_bid": "Server: Invalid bid. Please submit a positive integer!",
-    "accepted": "Server: Bid received. Please wait...",
-    "notyet": "Server: Bidding has not started yet. Please wait.",
-    "buyer_finished": "\nServer: Auction finished!",
-    "won": "You won the item '{item}'! Your payment due is ${price}",
-    "lost": "Unfortunately you did not win in the last round.",
-    "buyer_unsold": "Unfortunately, the item was not sold as all bids were below the "
+    _K.ROLE_BUYER: "Your role is: [Buyer]",
+    _K.WAITING: "The Auctioneer is still waiting for other Buyers to connect...",
+    _K.BIDDING_STARTS: "\nThe bidding has started!",
+    _K.BID_PROMPT: "Please submit your bid:",
+    _K.INVALID_BID: "Server: Invalid bid. Please submit a positive integer!",
+    _K.ACCEPTED: "Server: Bid received. Please wait...",
+    _K.NOTYET: "Server: Bidding has not started yet. Please wait.",
+    _K.BUYER_FINISHED: "\nServer: Auction finished!",
+    _K.WON: "You won the item '{item}'! Your payment due is ${price}",
+    _K.LOST: "Unfortunately you did not win in the last round.",
+    _K.BUYER_UNSOLD: "Unfortunately, the item was not sold as all bids were below the "
     "minimum price.",
     # both, after a result
-    "over": "Disconnecting from the Auctioneer server. Auction is over!",
+    _K.OVER: "Disconnecting from the Auctioneer server. Auction is over!",
     # --- beyond the seed transcripts: one or two sentences each, same voice ---
-    "done_seller": "Server: Your auction request is already in. Please wait.",
-    "done_buyer": "Server: Your bid is already in. Please wait.",
-    "done_closed": "Server: Bidding is closed. Please wait.",
-    "cancelled_seller-left": "\nServer: Auction cancelled: the Seller left.",
-    "cancelled_shutdown": "\nServer: Auction cancelled: the Auctioneer is shutting down.",
-    "cancelled_server-error": "\nServer: Auction cancelled: the Auctioneer had an internal error.",
-    "cancelled": "\nServer: Auction cancelled ({reason}).",
-    "timeout": "\nServer: Time is up: no valid auction request arrived in time.",
-    "server_error_line-too-long": "Server: Your line was too long.",
-    "server_error": "Server: Protocol error ({reason}).",
-    "disconnecting": "Disconnecting from the Auctioneer server.",
-    "connection_lost": "The connection to the Auctioneer server was lost before the auction "
+    _K.DONE_SELLER: "Server: Your auction request is already in. Please wait.",
+    _K.DONE_BUYER: "Server: Your bid is already in. Please wait.",
+    _K.DONE_CLOSED: "Server: Bidding is closed. Please wait.",
+    _K.CANCELLED: "\nServer: Auction cancelled ({word}).",  # a reason not in CANCELLED_TEXT
+    _K.TIMEOUT: "\nServer: Time is up: no valid auction request arrived in time.",
+    _K.SERVER_ERROR: "Server: Protocol error ({word}).",  # a reason not in SERVER_ERROR_TEXT
+    _K.DISCONNECTING: "Disconnecting from the Auctioneer server.",
+    _K.CONNECTION_LOST: "The connection to the Auctioneer server was lost before the auction "
     "was over.",
-    "detail_over_long": "the server sent an over-long line",
-    "detail_unexpected": "unexpected {keyword!r} from the server ({phase})",
-    "detail_unexpected_invalid": "unexpected 'INVALID {word}' from the server",
-    "protocol_error": "Protocol error: {detail}.\nDisconnecting from the Auctioneer server.",
-    "end_of_input": "End of input: leaving the auction before it is over.",
-    "interrupted": "Interrupted: leaving the Auctioneer server. Goodbye!",
+    _K.UNREADABLE_LINE: "Protocol error: {detail}.",
+    _K.OVER_LONG_LINE: "Protocol error: the server sent an over-long line.",
+    _K.UNEXPECTED_MESSAGE: "Protocol error: unexpected {word!r} from the server ({phase}).",
+    _K.UNEXPECTED_INVALID: "Protocol error: unexpected 'INVALID {word}' from the server.",
+    _K.END_OF_INPUT: "End of input: leaving the auction before it is over.",
+    _K.LINE_END: "",
+    _K.INTERRUPTED: "Interrupted: leaving the Auctioneer server. Goodbye!",
+}
+
+#: CANCELLED's reason word -> its text (other words: CLIENT_TEXT[CANCELLED]).
+CANCELLED_TEXT: dict[str, str] = {
+    "seller-left": "\nServer: Auction cancelled: the Seller left.",
+    "shutdown": "\nServer: Auction cancelled: the Auctioneer is shutting down.",
+    "server-error": "\nServer: Auction cancelled: the Auctioneer had an internal error.",
+}
+
+#: ERROR's reason word -> its text (other words: CLIENT_TEXT[SERVER_ERROR]).
+SERVER_ERROR_TEXT: dict[str, str] = {
+    "line-too-long": "Server: Your line was too long.",
+}
+
+#: The client shell's own messages (``client_text``): retrying, failing to
+#: connect (on standard error), a Ctrl-C before the session runs, a bug.
+CLIENT_SHELL_TEXT: dict[str, str] = {
     "retry": "Trying again in {delay:g} seconds (retry {attempt} of {retries})...",
-    # cannot connect (standard error)
     "refused": "Could not connect to the Auctioneer server at {where}: connection refused. "
     "Is it running?",
     "unknown_host": "Could not connect to the Auctioneer server: unknown host {host!r}.",
     "connect_timeout": "Could not connect to the Auctioneer server at {where} within "
     "{seconds:g} seconds.",
     "connect_failed": "Could not connect to the Auctioneer server at {where}: {reason}.",
+    "interrupted": CLIENT_TEXT[_K.INTERRUPTED],
     "internal_error": "auc_client: internal error: {detail}",
 }
 
-#: Exit status name (session.ExitStatus) -> its meaning, for ``auc_client --help``.
-CLIENT_EXIT_TEXT: dict[str, str] = {
-    "OK": "the auction ran to its result (sold, not sold, won, lost)",
-    "USAGE": "usage error",
-    "CANNOT_CONNECT": "cannot connect (refused, unknown host, unreachable, timed out)",
-    "BUSY": "the server is busy (after any --retry)",
-    "CANCELLED": "the auction was cancelled (seller left, server shut down or failed)",
-    "TIMED_OUT": "the server timed out waiting for the auction request",
-    "LOST": "the connection was lost before the result",
-    "PROTOCOL_ERROR": "the server sent something this client does not understand, or an ERROR",
-    "END_OF_INPUT": "standard input ended while an answer was still needed",
-    "INTERNAL": "internal error (a bug)",
-    "INTERRUPTED": "interrupted by Ctrl-C",
+#: Exit status -> its meaning, for ``auc_client --help`` and README.md.
+CLIENT_EXIT_TEXT: dict[ExitStatus, str] = {
+    ExitStatus.OK: "the auction ran to its result (sold, not sold, won, lost)",
+    ExitStatus.USAGE: "usage error",
+    ExitStatus.CANNOT_CONNECT: "cannot connect (refused, unknown host, unreachable, timed out)",
+    ExitStatus.BUSY: "the server is busy (after any --retry)",
+    ExitStatus.CANCELLED: "the auction was cancelled (seller left, server shut down or failed)",
+    ExitStatus.TIMED_OUT: "the server timed out waiting for the auction request",
+    ExitStatus.LOST: "the connection was lost before the result",
+    ExitStatus.PROTOCOL_ERROR: "the server sent something this client does not understand, "
+    "or an ERROR",
+    ExitStatus.END_OF_INPUT: "standard input ended (Ctrl-D) while an answer was still needed",
+    ExitStatus.INTERNAL: "internal error (a bug)",
+    ExitStatus.INTERRUPTED: "interrupted by Ctrl-C",
 }
 
 
+def notice_text(notice: Notice) -> str:
+    """Return the words of one session notice (it may span lines; "" is an
+    empty line). Raises KeyError for a kind without wording (a bug)."""
+    kind = notice.kind
+    if kind is _K.CANCELLED:
+        template = CANCELLED_TEXT.get(notice.word, CLIENT_TEXT[kind])
+    elif kind is _K.SERVER_ERROR:
+        template = SERVER_ERROR_TEXT.get(notice.word, CLIENT_TEXT[kind])
+    else:
+        template = CLIENT_TEXT[kind]
+    return template.format(
+        item=notice.item,
+        price=notice.price,
+        word=notice.word,
+        phase=notice.phase.value if notice.phase is not None else "",
+        detail=notice.detail,
+    )
+
+
+def notices_text(notices: Iterable[Notice]) -> str:
+    """Return what the client prints for ``notices``: each on its own line(s),
+    no final line end."""
+    return "\n".join(map(notice_text, notices))
+
+
 def client_text(kind: str, **fields: object) -> str:
-    """Return the client's text ``kind`` with ``fields`` filled in (it may span lines)."""
-    return CLIENT_TEXT[kind].format(**fields)
-
-
-def client_text_for(kind: str, word: str) -> str:
-    """Return the text ``kind_word`` if there is one, else ``kind`` with
-    ``reason=word`` (``CANCELLED``/``ERROR`` and their reason words)."""
-    specific = f"{kind}_{word}"
-    return client_text(specific if specific in CLIENT_TEXT else kind, reason=word)
+    """Return the shell's message ``kind`` (a key of CLIENT_SHELL_TEXT) with
+    ``fields`` filled in. Raises KeyError for an unknown kind."""
+    return CLIENT_SHELL_TEXT[kind].format(**fields)

@@ -1,5 +1,5 @@
 """``auc_client`` end to end: a real server, real clients in pseudo-terminals
-(pexpect) or on pipes. Each transcript of TRANSCRIPTS.md is compared whole,
+(pexpect) or on pipes. Each screen of docs/TRANSCRIPTS.md is compared whole,
 line for line, with what the client printed (the terminal echoes what the
 person types on the line after the prompt, as in the transcript).
 
@@ -100,7 +100,7 @@ def waiting_for_buyers(person: Callable[..., Person], port: int) -> tuple[Person
     return seller, buyer
 
 
-# --- the transcripts of TRANSCRIPTS.md -------------------------------------------------
+# --- the screens of docs/TRANSCRIPTS.md ----------------------------------------------
 
 
 def test_seed_auction_seller_sold_winner_loser_invalid_and_typed_early(

@@ -1,48 +1,26 @@
 """The client's session without sockets: server lines and user lines in,
-text, lines to send and exit statuses out (TRANSCRIPTS.md, line for line)."""
+notices, lines to send and exit statuses out; the notices as text.py words
+them are docs/TRANSCRIPTS.md, line for line."""
 
 from __future__ import annotations
 
 import pytest
+from session_tools import Driver
 
 from reactor_auction import text
 from reactor_auction.protocol import SERVER_GRAMMAR
-from reactor_auction.session import TRANSITIONS, ExitStatus, Output, Phase, Session
+from reactor_auction.session import (
+    TRANSITIONS,
+    ExitStatus,
+    Notice,
+    NoticeKind,
+    Output,
+    Phase,
+    Session,
+)
 
 CONNECTED = ["Connected to the Auctioneer server.", ""]
 OVER = "Disconnecting from the Auctioneer server. Auction is over!"
-
-
-class Driver:
-    """Feeds a Session and collects what it shows and sends."""
-
-    def __init__(self, *, interactive: bool = True) -> None:
-        self.session = Session(interactive=interactive)
-        self.shown: list[str] = []
-        self.sent: list[bytes] = []
-        self.last = self.take(self.session.connected())
-
-    def take(self, out: Output) -> Output:
-        for block in out.show:
-            self.shown.extend(block.split("\n"))
-        self.sent.extend(out.send)
-        self.last = out
-        return out
-
-    def server(self, *lines: str | bytes) -> Output:
-        for line in lines:
-            raw = line.encode() if isinstance(line, str) else line
-            self.take(self.session.server_line(raw))
-        return self.last
-
-    def user(self, line: str) -> Output:
-        return self.take(self.session.user_line(line.encode()))
-
-    def eof(self) -> Output:
-        return self.take(self.session.input_ended())
-
-    def text_since(self, start: int) -> list[str]:
-        return self.shown[start:]
 
 
 # --- the transcripts ---------------------------------------------------------------
@@ -51,11 +29,9 @@ class Driver:
 def test_seller_sold_transcript() -> None:
     d = Driver()
     d.server("ROLE SELLER", "REQUEST")
-    assert d.last.wants_input and d.last.status is None
+    assert d.session.should_read_input and d.last.status is None
     d.user("some wrong input")
-    assert not d.last.wants_input
     d.server("INVALID request", "REQUEST")
-    assert d.last.wants_input
     d.user("2 100 3 WolfPackSword")
     out = d.server("START", "SOLD 150 WolfPackSword")
     assert d.sent == [b"some wrong input\n", b"2 100 3 WolfPackSword\n"]
@@ -70,7 +46,8 @@ def test_seller_sold_transcript() -> None:
         "Success! Your item WolfPackSword has been sold for $150.",
         OVER,
     ]
-    assert out.status is ExitStatus.OK and not out.leave
+    assert out.status is ExitStatus.OK and not out.close_with_reset
+    assert d.notices[-2] == Notice(NoticeKind.SOLD, item="WolfPackSword", price=150)
 
 
 def test_seller_not_sold() -> None:
@@ -91,12 +68,10 @@ def test_seller_not_sold() -> None:
 
 def _buyer_until_result(d: Driver) -> None:
     d.server("ROLE BUYER 1", "WAITING 1 3", "BID")
-    assert d.last.wants_input
     d.user("some wrong bid")
     d.server("INVALID bid", "BID")
     d.user("120")
     d.server("ACCEPTED")
-    assert not d.last.wants_input
 
 
 BUYER_HEAD = CONNECTED + [
@@ -130,7 +105,7 @@ def test_buyer_transcripts(final: str, sentence: str) -> None:
     out = d.server(final)
     assert d.shown == BUYER_HEAD + [sentence, OVER]
     assert d.sent == [b"some wrong bid\n", b"120\n"]
-    assert out.status is ExitStatus.OK and not out.leave
+    assert out.status is ExitStatus.OK and not out.close_with_reset
 
 
 def test_the_buyer_completing_the_count_is_not_told_to_wait() -> None:
@@ -164,17 +139,17 @@ def test_busy_transcript() -> None:
     d = Driver()
     out = d.server("BUSY")
     assert d.shown == CONNECTED + ["Server is busy. Try to connect again later."]
-    assert out.status is ExitStatus.BUSY and not out.leave
+    assert out.status is ExitStatus.BUSY and not out.close_with_reset
 
 
 @pytest.mark.parametrize(
-    ("phase_lines", "kind"),
+    ("phase_lines", "kind", "what"),
     [
-        (["ROLE SELLER", "REQUEST"], "seller"),
-        (["ROLE BUYER 1", "WAITING 1 2", "BID", "ACCEPTED"], "buyer"),
+        (["ROLE SELLER", "REQUEST"], "seller", "auction request"),
+        (["ROLE BUYER 1", "WAITING 1 2", "BID", "ACCEPTED"], "buyer", "bid"),
     ],
 )
-def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str) -> None:
+def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str, what: str) -> None:
     d = Driver()
     d.server(*phase_lines)
     if kind == "seller":
@@ -182,7 +157,10 @@ def test_done_is_shown_and_changes_nothing(phase_lines: list[str], kind: str) ->
         d.server("START")
     start = len(d.shown)
     out = d.server("DONE")
-    assert d.text_since(start) == [text.client_text(f"done_{kind}")]
+    assert out.notices == (
+        Notice(NoticeKind.DONE_SELLER if kind == "seller" else NoticeKind.DONE_BUYER),
+    )
+    assert d.text_since(start) == [f"Server: Your {what} is already in. Please wait."]
     assert out.status is None
 
 
@@ -213,7 +191,11 @@ def test_cancelled(reason: str, sentence: str) -> None:
     start = len(d.shown)
     out = d.server(f"CANCELLED {reason}")
     assert d.text_since(start) == ["", sentence, "Disconnecting from the Auctioneer server."]
-    assert out.status is ExitStatus.CANCELLED and not out.leave
+    assert out.status is ExitStatus.CANCELLED and not out.close_with_reset
+    assert out.notices == (
+        Notice(NoticeKind.CANCELLED, word=reason),
+        Notice(NoticeKind.DISCONNECTING),
+    )
 
 
 def test_cancelled_before_a_role_or_after_start() -> None:
@@ -245,7 +227,7 @@ def test_server_error_line_too_long() -> None:
         "Server: Your line was too long.",
         "Disconnecting from the Auctioneer server.",
     ]
-    assert out.status is ExitStatus.PROTOCOL_ERROR and not out.leave
+    assert out.status is ExitStatus.PROTOCOL_ERROR and not out.close_with_reset
     other = Driver()
     other.server("ERROR odd-thing")
     assert other.shown[-2] == "Server: Protocol error (odd-thing)."
@@ -254,7 +236,7 @@ def test_server_error_line_too_long() -> None:
 def test_connection_lost_before_a_result() -> None:
     d = Driver()
     d.server("ROLE BUYER 1", "BID")
-    out = d.take(d.session.connection_closed())
+    out = d.closed()
     assert d.shown[-1] == (
         "The connection to the Auctioneer server was lost before the auction was over."
     )
@@ -297,14 +279,14 @@ def test_protocol_errors_end_the_session(lines: list[bytes]) -> None:
     d = Driver()
     d.server(*lines)
     assert d.last.status is ExitStatus.PROTOCOL_ERROR
-    assert d.last.leave  # the client goes, with a reset
+    assert d.last.close_with_reset  # the client goes, with a reset
     assert d.shown[-2].startswith("Protocol error: ")
     assert d.shown[-1] == "Disconnecting from the Auctioneer server."
 
 
 def test_an_over_long_server_line_is_a_protocol_error() -> None:
     d = Driver()
-    out = d.take(d.session.server_line_too_long())
+    out = d.server_line_too_long()
     assert out.status is ExitStatus.PROTOCOL_ERROR
     assert d.shown[-2] == "Protocol error: the server sent an over-long line."
 
@@ -312,13 +294,13 @@ def test_an_over_long_server_line_is_a_protocol_error() -> None:
 def test_interrupted() -> None:
     d = Driver()
     d.server("ROLE SELLER", "REQUEST")
-    out = d.take(d.session.interrupted())
+    out = d.interrupted()
     # On a terminal, a line end first: the terminal echoed "^C" without one.
     assert d.shown[-2:] == ["", "Interrupted: leaving the Auctioneer server. Goodbye!"]
-    assert out.status is ExitStatus.INTERRUPTED and out.leave
+    assert out.status is ExitStatus.INTERRUPTED and out.close_with_reset
     scripted = Driver(interactive=False)  # no terminal, no echo: no extra line
     scripted.server("ROLE SELLER")
-    scripted.take(scripted.session.interrupted())
+    scripted.interrupted()
     assert scripted.shown[-2:] == [
         "Your role is: [Seller]",
         "Interrupted: leaving the Auctioneer server. Goodbye!",
@@ -343,7 +325,7 @@ def test_ctrl_d_leaves_while_input_is_needed(lines: list[str]) -> None:
     d = Driver()
     d.server(*lines)
     out = d.eof()
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
     assert d.shown[-1] == "End of input: leaving the auction before it is over."
 
 
@@ -358,7 +340,7 @@ def test_ctrl_d_is_ignored_once_nothing_more_is_needed(lines: list[str], final: 
     d = Driver()
     d.server(*lines)
     out = d.eof()
-    assert out.status is None and not out.show
+    assert out.status is None and not out.notices
     assert d.server(final).status is ExitStatus.OK
 
 
@@ -385,29 +367,42 @@ def test_scripted_lines_answer_prompts_in_order() -> None:
     d.user("2 100 3 Sword")
     assert d.sent == []
     d.server("ROLE SELLER", "REQUEST")
-    assert d.sent == [b"bad request\n"] and not d.last.wants_input
+    assert d.sent == [b"bad request\n"] and not d.session.should_read_input
     d.server("INVALID request", "REQUEST")
     assert d.sent == [b"bad request\n", b"2 100 3 Sword\n"]
-    assert not d.last.wants_input
+    assert not d.session.should_read_input
 
 
 def test_scripted_prompt_waits_for_input() -> None:
     d = Driver(interactive=False)
     d.server("ROLE BUYER 1", "WAITING 1 2")
-    assert not d.last.wants_input  # nothing is read before a prompt
+    assert not d.session.should_read_input  # nothing is read before a prompt
     d.server("BID")
-    assert d.last.wants_input
+    assert d.session.should_read_input
     out = d.user("120")
-    assert out.send == (b"120\n",) and not out.wants_input
+    assert out.send == (b"120\n",) and not d.session.should_read_input
     d.user("more")  # no prompt pending: kept, not sent
     assert d.sent == [b"120\n"]
+    d.server("INVALID bid", "BID")  # the prompt is back: the kept line answers it
+    assert d.sent == [b"120\n", b"more\n"] and not d.session.should_read_input
+
+
+def test_interactive_sessions_read_until_over() -> None:
+    d = Driver()
+    assert d.session.should_read_input  # before any prompt: typing early is allowed
+    d.server("ROLE BUYER 1", "BID")
+    d.user("5")
+    d.server("ACCEPTED")
+    assert d.session.should_read_input
+    d.server("LOST X")
+    assert not d.session.should_read_input
 
 
 def test_scripted_input_ending_at_a_prompt() -> None:
     d = Driver(interactive=False)
     d.server("ROLE SELLER", "REQUEST")
     out = d.eof()
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
 
 
 def test_scripted_input_ending_before_a_prompt_is_noticed_at_the_prompt() -> None:
@@ -415,7 +410,7 @@ def test_scripted_input_ending_before_a_prompt_is_noticed_at_the_prompt() -> Non
     d.server("ROLE BUYER 1", "WAITING 1 2")
     assert d.eof().status is None  # not needed yet
     out = d.server("BID")
-    assert out.status is ExitStatus.END_OF_INPUT and out.leave
+    assert out.status is ExitStatus.END_OF_INPUT and out.close_with_reset
     assert d.shown[-2:] == [
         "Please submit your bid:",
         "End of input: leaving the auction before it is over.",
@@ -446,12 +441,43 @@ def test_successor_keeps_unsent_input() -> None:
 
 
 def test_every_handler_exists_and_every_server_keyword_is_handled() -> None:
-    for name in TRANSITIONS.values():
-        assert callable(getattr(Session, name))
+    for handler in TRANSITIONS.values():
+        assert getattr(Session, handler.__name__) is handler
     handled = {keyword for _, keyword in TRANSITIONS}
     assert handled == set(SERVER_GRAMMAR)
 
 
-def test_every_exit_status_is_described() -> None:
-    assert set(text.CLIENT_EXIT_TEXT) == {status.name for status in ExitStatus}
-    assert len({int(s) for s in ExitStatus}) == len(ExitStatus)
+def test_every_notice_kind_has_wording() -> None:
+    assert set(text.CLIENT_TEXT) == set(NoticeKind)
+    for kind in NoticeKind:
+        notice = Notice(kind, item="Cup", price=5, word="odd", phase=Phase.SELLER, detail="why")
+        assert isinstance(text.notice_text(notice), str)  # every placeholder has a value
+
+
+@pytest.mark.parametrize(
+    ("lines", "notice", "sentence"),
+    [
+        (
+            ["ROLE SELLER", "BID"],
+            Notice(NoticeKind.UNEXPECTED_MESSAGE, word="BID", phase=Phase.SELLER),
+            "Protocol error: unexpected 'BID' from the server (seller).",
+        ),
+        (
+            ["ROLE SELLER", "REQUEST", "INVALID bid"],
+            Notice(NoticeKind.UNEXPECTED_INVALID, word="bid"),
+            "Protocol error: unexpected 'INVALID bid' from the server.",
+        ),
+        (
+            ["HELLO there"],
+            Notice(NoticeKind.UNREADABLE_LINE, detail="unknown server message: 'HELLO there'"),
+            "Protocol error: unknown server message: 'HELLO there'.",
+        ),
+    ],
+)
+def test_protocol_error_notices_carry_what_went_wrong(
+    lines: list[str], notice: Notice, sentence: str
+) -> None:
+    d = Driver()
+    out = d.server(*lines)
+    assert out.notices == (notice, Notice(NoticeKind.DISCONNECTING))
+    assert d.shown[-2:] == [sentence, "Disconnecting from the Auctioneer server."]
