@@ -17,7 +17,8 @@ from . import __version__, text
 from .auction import Auction
 from .cli import non_negative_int, port_number, positive_int, positive_seconds
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
-from .reactor import ListenError, Loop, raise_fd_limit
+from .loop import Loop
+from .reactor import ListenError, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
 
 EXIT_OK = 0

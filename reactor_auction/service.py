@@ -1,8 +1,9 @@
-"""The server's shell: connects the reactor's streams to the auction machine.
+"""The server's shell: connects the connections' transports to the auction machine.
 
-Data flows one way: bytes from a Stream -> LineBuffer -> events -> Auction ->
-actions -> bytes to Streams (and records to the ledger, lines to the log).
-No protocol decision is made here; this module only carries things across.
+Data flows one way: bytes from a transport -> LineBuffer -> events ->
+Auction -> actions -> bytes to transports (and records to the ledger, lines
+to the log). No protocol decision is made here; this module only carries
+things across.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from .auction import (
 from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
-from .reactor import FatalError, Listener, Loop, Stream, Timer, format_address
+from .loop import FatalError, Loop, Timer
+from .reactor import Listener, format_address
+from .transport import FlushQueue, SocketTransport, Transport
 
 #: Emit a log event: (kind, args), worded by text.server_line.
 Emit = Callable[[str, tuple[object, ...]], None]
@@ -56,16 +59,51 @@ LEDGER_RETRY_MAX = 1.0
 SHUTDOWN_GRACE = 3.0
 
 
-class _Conn:
-    """One client connection: its stream, its framing, whether the auction
-    has let go of it (after its Close action)."""
+class _Connection:
+    """One client connection, the handler of its transport: its id for the
+    machine, its framing, and whether the machine has released it (its
+    Close action was carried out, or it departed): no event about a
+    released connection is fed."""
 
-    __slots__ = ("stream", "lines", "detached")
+    __slots__ = ("conn_id", "transport", "lines", "released", "_service")
 
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
+    transport: Transport
+
+    def __init__(self, service: AuctionService, conn_id: int) -> None:
+        self.conn_id = conn_id
         self.lines = LineBuffer()
-        self.detached = False
+        self.released = False
+        self._service = service
+
+    def connection_made(self, transport: Transport) -> None:
+        self.transport = transport
+        self._service._connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.lines.feed(data)
+        self._service._take_lines(self)
+
+    def eof_received(self) -> None:
+        # Never after Close: a finishing transport consumes the peer's EOF itself.
+        self._service._feed(InputEnded(self.conn_id))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._service._lost(self, exc)
+
+    def more_lines(self) -> None:
+        """The next turn after ``AuctionService._take_lines`` ran out of
+        budget. A deferred call of the loop, not of the transport: an
+        exception closes the transport as one in a handler call does."""
+        transport = self.transport
+        if transport.closing:
+            return
+        transport.resume_reading()
+        try:
+            self._service._take_lines(self)
+        except FatalError:
+            raise
+        except Exception as exc:
+            transport.abort(exc)
 
 
 class AuctionService:
@@ -85,7 +123,8 @@ class AuctionService:
         self._emit = emit
         self._ledger = ledger
         self._max_output = max_output
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, _Connection] = {}
+        self._flushes = FlushQueue(loop)
         self._ids = itertools.count(1)
         self._listener: Listener | None = None
         self._deadline_timer: Timer | None = None
@@ -135,9 +174,9 @@ class AuctionService:
                 timer.cancel()
         self._begin_stop()
         for conn in list(self._conns.values()):
-            conn.detached = True
-            conn.stream.write(SERVER_ERROR_LINE)  # ignored by a stream already finishing
-            conn.stream.finish()
+            conn.released = True
+            conn.transport.write(SERVER_ERROR_LINE)  # ignored by a transport already finishing
+            conn.transport.finish()
         if not self._conns:
             return
         try:
@@ -161,65 +200,56 @@ class AuctionService:
         if self._stopping_since is not None and not self._conns and self._pending is None:
             self._loop.stop()
 
-    # -- streams ----------------------------------------------------------------
+    # -- connections ------------------------------------------------------------
 
     def _accept(self, sock: socket.socket, address: object) -> None:
-        conn_id = next(self._ids)
-        stream = Stream(
-            self._loop, sock, self, tag=conn_id, max_output=self._max_output,
-            peer=format_address(address),
+        SocketTransport(
+            self._flushes, sock, _Connection(self, next(self._ids)),
+            max_output=self._max_output, peer=format_address(address),
         )
-        self._conns[conn_id] = _Conn(stream)
-        self._emit("opened", (conn_id, stream.peer))
-        self._feed(Connected(conn_id, stream.peer))
 
-    def data_received(self, stream: Stream, data: bytes) -> None:
-        conn = self._conns[stream.tag]
-        conn.lines.feed(data)
-        self._take_lines(conn)
+    def _connected(self, conn: _Connection) -> None:
+        """``conn``'s transport is ready: the machine learns of it."""
+        conn_id = conn.conn_id
+        transport = conn.transport
+        self._conns[conn_id] = conn
+        self._emit("opened", (conn_id, transport.peer))
+        self._feed(Connected(conn_id, transport.peer))
 
-    def _take_lines(self, conn: _Conn) -> None:
+    def _take_lines(self, conn: _Connection) -> None:
         """Feed the machine the complete lines in ``conn``'s buffer, at most
         LINES_PER_TURN of them; if more may be waiting, pause reading and
         come back on the next turn."""
-        stream = conn.stream
+        transport = conn.transport
         lines = conn.lines
+        conn_id = conn.conn_id
         try:
             for _ in range(LINES_PER_TURN):
-                # A stream that is closing (its output overflowed, or the
+                # A transport that is closing (its output overflowed, or the
                 # auction let go of it) gets no more replies: stop here.
-                if stream.closing:
+                if transport.closing:
                     return
                 line = lines.next_line()
                 if line is None:
                     return
-                self._feed(LineReceived(stream.tag, line))
+                self._feed(LineReceived(conn_id, line))
         except FramingTooLong:
-            self._feed(LineTooLong(stream.tag))
+            self._feed(LineTooLong(conn_id))
             return
-        if not stream.closing:
-            stream.pause_reading()
-            stream.defer(lambda: self._more_lines(conn))
+        if not transport.closing:
+            transport.pause_reading()
+            self._loop.call_soon(conn.more_lines)
 
-    def _more_lines(self, conn: _Conn) -> None:
-        """The next turn after ``_take_lines`` ran out of budget."""
-        if conn.stream.closing:
-            return
-        conn.stream.resume_reading()
-        self._take_lines(conn)
-
-    def eof_received(self, stream: Stream) -> None:
-        # Never after Close: a finishing stream consumes the peer's EOF itself.
-        self._feed(InputEnded(stream.tag))
-
-    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
-        conn = self._conns.pop(stream.tag)
+    def _lost(self, conn: _Connection, exc: BaseException | None) -> None:
+        """``conn``'s transport is closed (``exc``: why, None if in order)."""
+        conn_id = conn.conn_id
+        del self._conns[conn_id]
         if exc is not None and not isinstance(exc, OSError):
-            self._emit("connection_error", (stream.tag, repr(exc)))
-        self._emit("closed", (stream.tag, "ok" if exc is None else str(exc) or type(exc).__name__))
-        if not conn.detached:
-            conn.detached = True
-            self._feed(Departed(stream.tag))
+            self._emit("connection_error", (conn_id, repr(exc)))
+        self._emit("closed", (conn_id, "ok" if exc is None else str(exc) or type(exc).__name__))
+        if not conn.released:
+            conn.released = True
+            self._feed(Departed(conn_id))
         self._stop_when_idle()
 
     # -- the machine ------------------------------------------------------------
@@ -232,12 +262,12 @@ class AuctionService:
         except Exception as exc:
             # A bug in the auction's state: nothing it says can be trusted now.
             self._failed = True
-            raise FatalError(f"{type(exc).__name__}: {exc}") from exc
+            raise FatalError.caused_by(exc) from exc
         record: AuctionRecord | None = None
         error: Exception | None = None
         conns = self._conns
-        # No coalesce() here: a Stream sends what one turn wrote to it in one
-        # system call anyway.
+        # No coalesce() here: a transport sends what one turn wrote to it in
+        # one system call anyway.
         for action in actions:
             # One action failing must not skip the others (another client's
             # final line and Close, the Record): the machine has moved on.
@@ -245,14 +275,14 @@ class AuctionService:
                 if isinstance(action, Send):
                     conn = conns.get(action.conn)
                     if conn is not None:
-                        conn.stream.write(action.data)
+                        conn.transport.write(action.data)
                 elif isinstance(action, Log):
                     self._emit(action.kind, action.args)
                 elif isinstance(action, Close):
                     conn = conns.get(action.conn)
                     if conn is not None:
-                        conn.detached = True  # first: finish() may close at once
-                        conn.stream.finish()
+                        conn.released = True
+                        conn.transport.finish()
                 elif isinstance(action, Record):
                     record = action.record
             except Exception as exc:
@@ -268,10 +298,10 @@ class AuctionService:
                 self._retry_timer.cancel()
             self._commit()
         if error is not None:
-            # Now that the machine's actions are all carried out: raised from
-            # a connection's event, the loop closes that connection; from
-            # anything else (a deadline, the ledger, accept, a signal) it
-            # becomes a FatalError (Loop._contain).
+            # Now that the machine's actions are all carried out: raised in
+            # a handler call of a connection, its transport closes that
+            # connection; from anything else (a deadline, the ledger, a
+            # signal) the loop stops with FatalError.
             raise error
 
     def _arm_deadline(self) -> None:
