@@ -24,8 +24,9 @@ from . import __version__, text
 from .cli import non_negative_int, positive_seconds, remote_port
 from .framing import LineBuffer, LineTooLong
 from .loop import FatalError, Loop, Timer
-from .reactor import connect, input_reader
+from .net import connect
 from .session import ExitStatus, Output, Session
+from .stdin import input_reader
 from .transport import FlushQueue, SocketTransport, Transport
 
 #: First wait before connecting again after BUSY; it doubles up to RETRY_MAX.

@@ -18,7 +18,7 @@ from .auction import Auction
 from .cli import non_negative_int, port_number, positive_int, positive_seconds
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
 from .loop import Loop
-from .reactor import ListenError, raise_fd_limit
+from .net import ListenError, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
 
 EXIT_OK = 0

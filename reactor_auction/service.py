@@ -34,7 +34,7 @@ from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
 from .loop import FatalError, Loop, Timer
-from .reactor import Listener, format_address
+from .net import Listener, format_address
 from .transport import FlushQueue, SocketTransport, Transport
 
 #: Emit a log event: (kind, args), worded by text.server_line.
@@ -138,7 +138,7 @@ class AuctionService:
     # -- start and stop ---------------------------------------------------------
 
     def listen(self, host: str, port: int, backlog: int = 4096) -> Listener:
-        """Open the port; return the Listener. Raises reactor.ListenError."""
+        """Open the port; return the Listener. Raises net.ListenError."""
         self._listener = Listener(
             self._loop,
             host,

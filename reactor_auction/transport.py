@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .loop import AGAIN, FatalError, Loop, Timer
-from .reactor import format_peer
+from .net import format_peer
 
 #: What one recv() asks for.
 READ_SIZE = 65536

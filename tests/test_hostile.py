@@ -47,7 +47,7 @@ from reactor_auction import loop as loop_mod
 from reactor_auction import transport as transport_mod
 from reactor_auction.auction import Auction, State
 from reactor_auction.loop import FatalError, Loop
-from reactor_auction.reactor import Listener
+from reactor_auction.net import Listener
 from reactor_auction.service import AuctionService
 from reactor_auction.transport import FlushQueue, SocketTransport, Transport
 
