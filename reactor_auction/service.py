@@ -12,11 +12,11 @@ import itertools
 import socket
 from collections.abc import Callable
 
+from .actions import carry_out
 from .auction import (
     SERVER_ERROR_LINE,
     Auction,
     AuctionRecord,
-    Close,
     Connected,
     Departed,
     Event,
@@ -24,9 +24,7 @@ from .auction import (
     LineReceived,
     LineTooLong,
     Log,
-    Record,
     Recorded,
-    Send,
     Shutdown,
     Tick,
 )
@@ -106,6 +104,37 @@ class _Connection:
             transport.abort(exc)
 
 
+class _Executor:
+    """Carries out the machine's actions for the service (actions.Executor):
+    bytes and closes go to the connections' transports, logs to the
+    console; a Record is kept in ``record_due`` for the service to commit
+    once every action of the event is carried out."""
+
+    __slots__ = ("_conns", "_emit", "record_due")
+
+    def __init__(self, conns: dict[int, _Connection], emit: Emit) -> None:
+        self._conns = conns
+        self._emit = emit
+        self.record_due: AuctionRecord | None = None
+
+    def send(self, conn: int, data: bytes) -> None:
+        connection = self._conns.get(conn)
+        if connection is not None:
+            connection.transport.write(data)
+
+    def close(self, conn: int) -> None:
+        connection = self._conns.get(conn)
+        if connection is not None:
+            connection.released = True
+            connection.transport.finish()
+
+    def log(self, log: Log) -> None:
+        self._emit(log.kind, log.args)
+
+    def record(self, record: AuctionRecord) -> None:
+        self.record_due = record
+
+
 class AuctionService:
     """Runs one Auction over the connections a Listener accepts."""
 
@@ -124,6 +153,7 @@ class AuctionService:
         self._ledger = ledger
         self._max_output = max_output
         self._conns: dict[int, _Connection] = {}
+        self._executor = _Executor(self._conns, emit)
         self._flushes = FlushQueue(loop)
         self._ids = itertools.count(1)
         self._listener: Listener | None = None
@@ -263,30 +293,15 @@ class AuctionService:
             # A bug in the auction's state: nothing it says can be trusted now.
             self._failed = True
             raise FatalError.caused_by(exc) from exc
-        record: AuctionRecord | None = None
-        error: Exception | None = None
-        conns = self._conns
         # No coalesce() here: a transport sends what one turn wrote to it in
         # one system call anyway.
-        for action in actions:
-            # One action failing must not skip the others (another client's
-            # final line and Close, the Record): the machine has moved on.
-            try:
-                if isinstance(action, Send):
-                    conn = conns.get(action.conn)
-                    if conn is not None:
-                        conn.transport.write(action.data)
-                elif isinstance(action, Log):
-                    self._emit(action.kind, action.args)
-                elif isinstance(action, Close):
-                    conn = conns.get(action.conn)
-                    if conn is not None:
-                        conn.released = True
-                        conn.transport.finish()
-                elif isinstance(action, Record):
-                    record = action.record
-            except Exception as exc:
-                error = error or exc
+        executor = self._executor
+        error: Exception | None = None
+        try:
+            carry_out(actions, executor)
+        except Exception as exc:  # the first failure, once every action was tried
+            error = exc
+        record, executor.record_due = executor.record_due, None
         if self._auction.deadline != self._deadline_when:
             self._arm_deadline()
         if record is not None:
