@@ -5,13 +5,14 @@ descriptor limit. What happens on a connection is transport.py's.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import selectors
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from .loop import AGAIN, Loop, Timer
+from .loop import AGAIN, FatalError, Loop, Timer
 
 
 def format_peer(sock: socket.socket) -> str:
@@ -48,7 +49,11 @@ class ListenError(OSError):
 
 class Listener:
     """A listening socket that hands each new connection to
-    ``on_accept(sock, address)``.
+    ``on_connection(sock, peer)``, ``peer`` being its ``ip:port``.
+
+    An exception from ``on_connection`` (it could not set the connection
+    up) closes that connection only and is reported to
+    ``on_error(peer, exc)``; the listener serves on. FatalError propagates.
 
     At most ``max_per_wake`` connections are accepted per wake-up, so a
     connection storm cannot starve the connections already being served. When
@@ -62,15 +67,17 @@ class Listener:
         loop: Loop,
         host: str,
         port: int,
-        on_accept: Callable[[socket.socket, Any], None],
+        on_connection: Callable[[socket.socket, str], object],
         *,
-        backlog: int = 4096,
+        on_error: Callable[[str, Exception], None],
+        backlog: int,
         max_per_wake: int = 128,
         pause: float = 0.1,
         on_exhausted: Callable[[OSError], None] | None = None,
         send_buffer: int | None = None,
     ) -> None:
-        """Listen on ``host``:``port``. Raises ListenError.
+        """Listen on ``host``:``port`` with a queue of ``backlog``
+        connections not yet accepted. Raises ListenError.
 
         ``send_buffer`` caps the kernel's send buffer of every accepted
         socket, which Linux would otherwise grow to megabytes for a peer that
@@ -79,7 +86,8 @@ class Listener:
         connection.
         """
         self._loop = loop
-        self._on_accept = on_accept
+        self._on_connection = on_connection
+        self._on_error = on_error
         self._max_per_wake = max_per_wake
         self._pause = pause
         self._on_exhausted = on_exhausted
@@ -92,15 +100,19 @@ class Listener:
         self.port: int = self._sock.getsockname()[1]
         self._family = int(self._sock.family)
         self._kind = int(self._sock.type)
+        # socket.accept() converts family and type to enums on every call, a
+        # cost docs/PERFORMANCE.md measures; the C call under it (CPython's
+        # private _accept) returns the bare descriptor, which is wrapped with
+        # the listener's family and type taken once. Without it: accept().
+        self._accept: Callable[[], tuple[int, Any]] = getattr(
+            self._sock, "_accept", None
+        ) or functools.partial(_accept_fd, self._sock)
         loop.watch(self._sock, selectors.EVENT_READ, self._on_readable)
 
     def _on_readable(self, mask: int) -> None:
-        # socket.accept() converts family and type to enums on every call
-        # (a tenth of the server's time per connection in the rate
-        # benchmark); the C call under it returns the bare descriptor, which
-        # is wrapped with the listener's family and type taken once.
-        accept = self._sock._accept  # type: ignore[attr-defined]
+        accept = self._accept
         family, kind = self._family, self._kind
+        on_connection = self._on_connection
         for _ in range(self._max_per_wake):
             try:
                 fd, address = accept()
@@ -112,12 +124,27 @@ class Listener:
                     return
                 continue  # ECONNABORTED and friends: that client is gone
             self._exhausted = False
+            peer = format_address(address)
+            sock: socket.socket | None = None
             try:
                 sock = socket.socket(family, kind, 0, fd)
-            except OSError:
-                os.close(fd)
-                continue
-            self._on_accept(sock, address)
+                on_connection(sock, peer)
+            except FatalError:
+                raise
+            except Exception as exc:
+                self._failed(fd, sock, peer, exc)
+
+    def _failed(
+        self, fd: int, sock: socket.socket | None, peer: str, exc: Exception
+    ) -> None:
+        """Setting up one connection raised ``exc``: close it (unwatched
+        first, should it have been watched), report it, serve on."""
+        if sock is None:
+            os.close(fd)
+        else:
+            self._loop.unwatch(sock)
+            sock.close()
+        self._on_error(peer, exc)
 
     def _pause_accepting(self, exc: OSError) -> None:
         # Reported once per shortage, not at every retry.
@@ -139,6 +166,13 @@ class Listener:
         if self._sock.fileno() >= 0:
             self._loop.unwatch(self._sock)
             self._sock.close()
+
+
+def _accept_fd(sock: socket.socket) -> tuple[int, Any]:
+    """Accept as CPython's ``socket._accept`` does, with the public API:
+    return the new connection's descriptor and address."""
+    conn, address = sock.accept()
+    return conn.detach(), address
 
 
 def _no_delay(sock: socket.socket) -> None:

@@ -32,12 +32,15 @@ from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
 from .loop import FatalError, Loop, Timer
-from .net import Listener, format_address
+from .net import Listener
 from .transport import FlushQueue, SocketTransport, Transport
 
 #: Emit a log event: (kind, args), worded by text.server_line.
 Emit = Callable[[str, tuple[object, ...]], None]
 
+#: Connections the kernel queues for the listener before it accepts them: a
+#: storm of them waits there rather than being refused.
+BACKLOG = 4096
 #: Unsent output a client may leave unread before it counts as departed.
 MAX_OUTPUT = 64 * 1024
 #: The kernel's send buffer for each client (it doubles this for its own
@@ -167,14 +170,15 @@ class AuctionService:
 
     # -- start and stop ---------------------------------------------------------
 
-    def listen(self, host: str, port: int, backlog: int = 4096) -> Listener:
+    def listen(self, host: str, port: int) -> Listener:
         """Open the port; return the Listener. Raises net.ListenError."""
         self._listener = Listener(
             self._loop,
             host,
             port,
             self._accept,
-            backlog=backlog,
+            on_error=lambda peer, exc: self._emit("connection_error", (peer, repr(exc))),
+            backlog=BACKLOG,
             on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
             send_buffer=SEND_BUFFER,
         )
@@ -232,10 +236,10 @@ class AuctionService:
 
     # -- connections ------------------------------------------------------------
 
-    def _accept(self, sock: socket.socket, address: object) -> None:
+    def _accept(self, sock: socket.socket, peer: str) -> None:
         SocketTransport(
             self._flushes, sock, _Connection(self, next(self._ids)),
-            max_output=self._max_output, peer=format_address(address),
+            max_output=self._max_output, peer=peer,
         )
 
     def _connected(self, conn: _Connection) -> None:

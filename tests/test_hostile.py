@@ -671,7 +671,8 @@ def test_listener_accepts_a_bounded_number_per_wake() -> None:
     loop = Loop()
     accepted: list[socket.socket] = []
     listener = Listener(
-        loop, "127.0.0.1", 0, lambda sock, address: accepted.append(sock), max_per_wake=2
+        loop, "127.0.0.1", 0, lambda sock, peer: accepted.append(sock),
+        on_error=lambda peer, exc: None, backlog=16, max_per_wake=2,
     )
     clients = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(5)]
     counts = []

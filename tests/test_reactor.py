@@ -9,6 +9,7 @@ import pytest
 
 from reactor_auction.auction import Close, Log, Record, Send, coalesce
 from reactor_auction.loop import FatalError, Loop, PollWindow
+from reactor_auction.net import Listener
 from reactor_auction.transport import FlushQueue, SocketTransport, Transport
 
 WAIT = 10.0
@@ -32,6 +33,14 @@ class Recorder:
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost.append(exc)
+
+
+class Echo(Recorder):
+    """A Recorder that writes back what it receives."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.write(data)
 
 
 def turn(loop: Loop) -> None:
@@ -326,3 +335,42 @@ def test_coalesce_moves_nothing_across_a_record() -> None:
 
 def test_coalesce_of_nothing_is_nothing() -> None:
     assert coalesce([]) == []
+
+
+# --- the listener -----------------------------------------------------------------
+
+
+def test_a_connection_that_fails_to_start_is_closed_and_the_listener_serves_on() -> None:
+    """The factory raising for one accepted connection closes that one
+    connection, reports it with the peer's address, and the next one is
+    served."""
+    loop = Loop()
+    flushes = FlushQueue(loop)
+    errors: list[tuple[str, Exception]] = []
+    echoes: list[Echo] = []
+
+    def start(sock: socket.socket, peer: str) -> None:
+        if not errors:
+            raise RuntimeError("bug while setting up")
+        echoes.append(Echo())
+        SocketTransport(flushes, sock, echoes[-1], peer=peer)
+
+    listener = Listener(
+        loop, "127.0.0.1", 0, start, on_error=lambda peer, exc: errors.append((peer, exc)),
+        backlog=16,
+    )
+    first = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
+    run_until(loop, lambda: bool(errors))
+    ((peer, exc),) = errors
+    assert peer == f"127.0.0.1:{first.getsockname()[1]}"
+    assert isinstance(exc, RuntimeError)
+    assert first.recv(10) == b""  # closed, not left hanging
+    second = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
+    second.sendall(b"ping\n")
+    run_until(loop, lambda: bool(echoes) and echoes[0].data == b"ping\n")
+    turn(loop)
+    assert second.recv(10) == b"ping\n"
+    for sock in (first, second):
+        sock.close()
+    listener.close()
+    loop.close()
