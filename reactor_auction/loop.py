@@ -74,8 +74,8 @@ class PollWindow:
 
     On a virtual machine, waking a process that sleeps in the selector costs
     far more than the wait itself: its idle vCPU halts, and the wake-up goes
-    through the hypervisor (docs/PERFORMANCE.md, "Polling before sleeping",
-    has the figures). When the next event tends to come within microseconds
+    through the hypervisor (docs/PERFORMANCE.md, second round, has the
+    figures). When the next event tends to come within microseconds
     (a client answering a prompt), asking the selector with a zero timeout
     for a while catches it without that wake-up.
 
@@ -205,7 +205,8 @@ class Loop:
 
         For callers that track their own mask (a transport): no lookup of the
         current registration, whose miss costs a KeyError that formats the
-        socket's repr (docs/PERFORMANCE.md, first round).
+        socket's repr (a large share of a connection storm's profile:
+        docs/PERFORMANCE.md, first round).
         """
         if not old:
             self._selector.register(fd, new, callback)

@@ -100,10 +100,11 @@ class Listener:
         self.port: int = self._sock.getsockname()[1]
         self._family = int(self._sock.family)
         self._kind = int(self._sock.type)
-        # socket.accept() converts family and type to enums on every call, a
-        # cost docs/PERFORMANCE.md measures; the C call under it (CPython's
-        # private _accept) returns the bare descriptor, which is wrapped with
-        # the listener's family and type taken once. Without it: accept().
+        # socket.accept() converts family and type to enums on every call
+        # (a cost per connection: docs/PERFORMANCE.md, second round); the C
+        # call under it (CPython's private _accept) returns the bare
+        # descriptor, which is wrapped with the listener's family and type
+        # taken once. A Python without it gets the public accept().
         self._accept: Callable[[], tuple[int, Any]] = getattr(
             self._sock, "_accept", None
         ) or functools.partial(_accept_fd, self._sock)
