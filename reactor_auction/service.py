@@ -93,8 +93,9 @@ class _Connection:
 
     def more_lines(self) -> None:
         """The next turn after ``AuctionService._take_lines`` ran out of
-        budget. A deferred call of the loop, not of the transport: an
-        exception closes the transport as one in a handler call does."""
+        budget. A deferred call of the loop, not a call of the transport:
+        it contains its own exception as the transport would (``abort``
+        with it), so that it ends this connection only."""
         transport = self.transport
         if transport.closing:
             return

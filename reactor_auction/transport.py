@@ -76,7 +76,9 @@ class Transport(Protocol):
 
     def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
         """End the connection now (``reset``: with a TCP RST); ``exc`` is
-        what ``connection_lost`` reports."""
+        what ``connection_lost`` reports. On a transport closed already, an
+        ``exc`` replaces what its ``connection_lost``, if still to come,
+        reports (a handler failing after it closed its transport)."""
 
     def pause_reading(self) -> None:
         """Deliver no input until ``resume_reading``."""
@@ -101,9 +103,9 @@ class Handler(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         """Called exactly once, by a deferred call of the loop, when the
         connection is closed for any reason: ``exc`` None for an orderly
-        close after ``finish()`` or ``abort()``, else what ended it (an
-        OSError from the socket, OutputOverflow, or the exception the
-        handler itself raised)."""
+        close (``finish()``, ``abort()`` without an exception), else what
+        ended it (an OSError from the socket, OutputOverflow, the exception
+        the handler raised or gave to ``abort``)."""
 
 
 class FlushQueue:
@@ -186,8 +188,8 @@ class SocketTransport:
         if the caller knows it (from accept), sparing a getpeername call.
 
         Raises OSError if the socket cannot be watched; the handler has not
-        been told of it then. An exception from ``connection_made`` closes
-        the transport, as one from any handler call does.
+        been told of it then. An exception from ``connection_made`` aborts
+        the transport with it, as one from any handler call does.
         """
         self.peer = format_peer(sock) if peer is None else peer
         self._loop = flushes.loop
@@ -214,7 +216,7 @@ class SocketTransport:
         except FatalError:
             raise
         except Exception as exc:
-            self._handler_failed(exc)
+            self.abort(exc)
 
     @property
     def closing(self) -> bool:
@@ -284,8 +286,15 @@ class SocketTransport:
         unmistakably that this side left. Output still buffered is sent first
         if the kernel takes it at once (as it would have been had it been
         written before this turn); whatever it does not take is dropped.
-        ``connection_lost(exc)`` follows."""
+        ``connection_lost(exc)`` follows.
+
+        Closed already: ``exc``, if given, is what a ``connection_lost``
+        still to come reports instead (a handler that closed its transport,
+        then failed).
+        """
         if self._closed:
+            if exc is not None:
+                self._exc = exc  # read when connection_lost is delivered
             return
         if self._wbuf:
             try:
@@ -355,7 +364,7 @@ class SocketTransport:
             except FatalError:
                 raise
             except Exception as exc:
-                self._handler_failed(exc)
+                self.abort(exc)  # what it wrote so far is sent first
             return
         self._eof = True
         self._update()
@@ -364,16 +373,6 @@ class SocketTransport:
         except FatalError:
             raise
         except Exception as exc:
-            self._handler_failed(exc)
-
-    def _handler_failed(self, exc: Exception) -> None:
-        """The handler raised ``exc`` from one of its calls: close with it,
-        output written so far sent first (as ``abort`` does)."""
-        if self._closed:
-            # It closed this transport itself before raising: the
-            # connection_lost still to come reports the error instead.
-            self._exc = exc
-        else:
             self.abort(exc)
 
     def _flush(self) -> None:
