@@ -51,8 +51,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reactor_auction.auction import settle  # noqa: E402
+from reactor_auction.net import raise_fd_limit  # noqa: E402
 from reactor_auction.protocol import SECOND_PRICE, encode  # noqa: E402
-from reactor_auction.reactor import raise_fd_limit  # noqa: E402
 
 Addr = tuple[str, int]
 Metrics = dict[str, float]

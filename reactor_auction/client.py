@@ -1,6 +1,6 @@
 """``auc_client``: the auction client's command line and its shell.
 
-One ``reactor.Loop`` watches the server connection and standard input, with
+One ``loop.Loop`` watches the server connection and standard input, with
 no threads: a server message (bidding started, auction cancelled, the result)
 is shown the moment it arrives, whether or not the person has typed anything.
 Every protocol decision is taken by ``session.Session``; this module carries
@@ -24,8 +24,11 @@ from typing import TextIO
 from . import __version__, text
 from .cli import exit_status_epilog, non_negative_int, positive_seconds, remote_port
 from .framing import LineBuffer, LineTooLong
-from .reactor import FatalError, Loop, Stream, Timer, connect, input_reader
+from .loop import FatalError, Loop, Timer
+from .net import connect
 from .session import ExitStatus, Output, Session
+from .stdin import input_reader
+from .transport import FlushQueue, SocketTransport, Transport
 
 #: First wait before connecting again after BUSY; it doubles up to RETRY_MAX.
 RETRY_FIRST = 0.2
@@ -86,7 +89,8 @@ class Client:
         self._connect_timeout = connect_timeout
         self.session = Session(interactive=interactive)
         self.status: ExitStatus | None = None
-        self._stream: Stream | None = None
+        self._flushes = FlushQueue(loop)
+        self._stream: Transport | None = None
         self._lines = LineBuffer()
         self._retry_timer: Timer | None = None
         self._input = LineBuffer(MAX_INPUT_LINE)
@@ -104,8 +108,7 @@ class Client:
             self._stop(ExitStatus.CANNOT_CONNECT)
             return False
         self._lines = LineBuffer()
-        self._stream = Stream(self._loop, sock, self)
-        self._apply(self.session.connected())
+        SocketTransport(self._flushes, sock, _ServerLink(self))
         return True
 
     def _connect_error(self, exc: OSError) -> str:
@@ -201,9 +204,13 @@ class Client:
         if self.status is None:
             self._apply(self.session.input_ended())
 
-    # StreamHandler: the server connection
+    # the server connection, reported by its _ServerLink
 
-    def data_received(self, stream: Stream, data: bytes) -> None:
+    def _server_made(self, stream: Transport) -> None:
+        self._stream = stream
+        self._apply(self.session.connected())
+
+    def _server_data(self, stream: Transport, data: bytes) -> None:
         if stream is not self._stream:
             return
         self._lines.feed(data)
@@ -213,14 +220,14 @@ class Client:
         except LineTooLong:
             self._apply(self.session.server_line_too_long())
 
-    def eof_received(self, stream: Stream) -> None:
+    def _server_eof(self, stream: Transport) -> None:
         if stream is self._stream:
             self._apply(self.session.connection_closed())
 
-    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
+    def _server_lost(self, stream: Transport, exc: BaseException | None) -> None:
         if exc is not None and not isinstance(exc, OSError):
             # An exception in one of our own callbacks: a bug, not the network.
-            raise FatalError(f"{type(exc).__name__}: {exc}") from exc
+            raise FatalError.caused_by(exc) from exc
         if stream is self._stream:
             self._stream = None
             self._apply(self.session.connection_closed())
@@ -228,6 +235,32 @@ class Client:
     def close(self) -> None:
         """Release the connection (at exit)."""
         self._close_stream(reset=self.status is None)
+
+
+class _ServerLink:
+    """The handler of one connection to the server: reports it to the
+    client together with its transport, so that the client can tell the
+    current connection from one it let go of (before a retry)."""
+
+    __slots__ = ("_client", "_transport")
+
+    _transport: Transport
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def connection_made(self, transport: Transport) -> None:
+        self._transport = transport
+        self._client._server_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._client._server_data(self._transport, data)
+
+    def eof_received(self) -> None:
+        self._client._server_eof(self._transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._client._server_lost(self._transport, exc)
 
 
 def _out(message: str) -> None:

@@ -23,7 +23,8 @@ from .cli import (
 from .console import discard_stdout
 from .exits import SERVER_EXIT_TEXT, ServerExit
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
-from .reactor import ListenError, Loop, raise_fd_limit
+from .loop import Loop
+from .net import ListenError, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
 
 #: Default --poll-us: see reactor.Loop._wait. Long enough to catch a client's

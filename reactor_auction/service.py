@@ -1,8 +1,9 @@
-"""The server's shell: connects the reactor's streams to the auction machine.
+"""The server's shell: connects the connections' transports to the auction machine.
 
-Data flows one way: bytes from a Stream -> LineBuffer -> events -> Auction ->
-actions -> bytes to Streams (and records to the ledger, lines to the log).
-No protocol decision is made here; this module only carries things across.
+Data flows one way: bytes from a transport -> LineBuffer -> events ->
+Auction -> actions -> bytes to transports (and records to the ledger, lines
+to the log). No protocol decision is made here; this module only carries
+things across.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import itertools
 import socket
 from collections.abc import Callable
 
+from .actions import carry_out
 from .auction import (
     SERVER_ERROR_LINE,
     Auction,
     AuctionRecord,
-    Close,
     Connected,
     Departed,
     Event,
@@ -23,20 +24,23 @@ from .auction import (
     LineReceived,
     LineTooLong,
     Log,
-    Record,
     Recorded,
-    Send,
     Shutdown,
     Tick,
 )
 from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
-from .reactor import FatalError, Listener, Loop, Stream, Timer, format_address
+from .loop import FatalError, Loop, Timer
+from .net import Listener
+from .transport import FlushQueue, SocketTransport, Transport
 
 #: Emit a log event: (kind, args), worded by text.server_line.
 Emit = Callable[[str, tuple[object, ...]], None]
 
+#: Connections the kernel queues for the listener before it accepts them: a
+#: storm of them waits there rather than being refused.
+BACKLOG = 4096
 #: Unsent output a client may leave unread before it counts as departed.
 MAX_OUTPUT = 64 * 1024
 #: The kernel's send buffer for each client (it doubles this for its own
@@ -56,16 +60,83 @@ LEDGER_RETRY_MAX = 1.0
 SHUTDOWN_GRACE = 3.0
 
 
-class _Conn:
-    """One client connection: its stream, its framing, whether the auction
-    has let go of it (after its Close action)."""
+class _Connection:
+    """One client connection, the handler of its transport: its id for the
+    machine, its framing, and whether the machine has released it (its
+    Close action was carried out, or it departed): no event about a
+    released connection is fed."""
 
-    __slots__ = ("stream", "lines", "detached")
+    __slots__ = ("conn_id", "transport", "lines", "released", "_service")
 
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
+    transport: Transport
+
+    def __init__(self, service: AuctionService, conn_id: int) -> None:
+        self.conn_id = conn_id
         self.lines = LineBuffer()
-        self.detached = False
+        self.released = False
+        self._service = service
+
+    def connection_made(self, transport: Transport) -> None:
+        self.transport = transport
+        self._service._connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.lines.feed(data)
+        self._service._take_lines(self)
+
+    def eof_received(self) -> None:
+        # Never after Close: a finishing transport consumes the peer's EOF itself.
+        self._service._feed(InputEnded(self.conn_id))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._service._lost(self, exc)
+
+    def more_lines(self) -> None:
+        """The next turn after ``AuctionService._take_lines`` ran out of
+        budget. A deferred call of the loop, not a call of the transport:
+        it contains its own exception as the transport would (``abort``
+        with it), so that it ends this connection only."""
+        transport = self.transport
+        if transport.closing:
+            return
+        transport.resume_reading()
+        try:
+            self._service._take_lines(self)
+        except FatalError:
+            raise
+        except Exception as exc:
+            transport.abort(exc)
+
+
+class _Executor:
+    """Carries out the machine's actions for the service (actions.Executor):
+    bytes and closes go to the connections' transports, logs to the
+    console; a Record is kept in ``record_due`` for the service to commit
+    once every action of the event is carried out."""
+
+    __slots__ = ("_conns", "_emit", "record_due")
+
+    def __init__(self, conns: dict[int, _Connection], emit: Emit) -> None:
+        self._conns = conns
+        self._emit = emit
+        self.record_due: AuctionRecord | None = None
+
+    def send(self, conn: int, data: bytes) -> None:
+        connection = self._conns.get(conn)
+        if connection is not None:
+            connection.transport.write(data)
+
+    def close(self, conn: int) -> None:
+        connection = self._conns.get(conn)
+        if connection is not None:
+            connection.released = True
+            connection.transport.finish()
+
+    def log(self, log: Log) -> None:
+        self._emit(log.kind, log.args)
+
+    def record(self, record: AuctionRecord) -> None:
+        self.record_due = record
 
 
 class AuctionService:
@@ -85,7 +156,9 @@ class AuctionService:
         self._emit = emit
         self._ledger = ledger
         self._max_output = max_output
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, _Connection] = {}
+        self._executor = _Executor(self._conns, emit)
+        self._flushes = FlushQueue(loop)
         self._ids = itertools.count(1)
         self._listener: Listener | None = None
         self._deadline_timer: Timer | None = None
@@ -98,14 +171,15 @@ class AuctionService:
 
     # -- start and stop ---------------------------------------------------------
 
-    def listen(self, host: str, port: int, backlog: int = 4096) -> Listener:
-        """Open the port; return the Listener. Raises reactor.ListenError."""
+    def listen(self, host: str, port: int) -> Listener:
+        """Open the port; return the Listener. Raises net.ListenError."""
         self._listener = Listener(
             self._loop,
             host,
             port,
             self._accept,
-            backlog=backlog,
+            on_error=lambda peer, exc: self._emit("connection_error", (peer, repr(exc))),
+            backlog=BACKLOG,
             on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
             send_buffer=SEND_BUFFER,
         )
@@ -135,9 +209,9 @@ class AuctionService:
                 timer.cancel()
         self._begin_stop()
         for conn in list(self._conns.values()):
-            conn.detached = True
-            conn.stream.write(SERVER_ERROR_LINE)  # ignored by a stream already finishing
-            conn.stream.finish()
+            conn.released = True
+            conn.transport.write(SERVER_ERROR_LINE)  # ignored by a transport already finishing
+            conn.transport.finish()
         if not self._conns:
             return
         try:
@@ -161,65 +235,56 @@ class AuctionService:
         if self._stopping_since is not None and not self._conns and self._pending is None:
             self._loop.stop()
 
-    # -- streams ----------------------------------------------------------------
+    # -- connections ------------------------------------------------------------
 
-    def _accept(self, sock: socket.socket, address: object) -> None:
-        conn_id = next(self._ids)
-        stream = Stream(
-            self._loop, sock, self, tag=conn_id, max_output=self._max_output,
-            peer=format_address(address),
+    def _accept(self, sock: socket.socket, peer: str) -> None:
+        SocketTransport(
+            self._flushes, sock, _Connection(self, next(self._ids)),
+            max_output=self._max_output, peer=peer,
         )
-        self._conns[conn_id] = _Conn(stream)
-        self._emit("opened", (conn_id, stream.peer))
-        self._feed(Connected(conn_id, stream.peer))
 
-    def data_received(self, stream: Stream, data: bytes) -> None:
-        conn = self._conns[stream.tag]
-        conn.lines.feed(data)
-        self._take_lines(conn)
+    def _connected(self, conn: _Connection) -> None:
+        """``conn``'s transport is ready: the machine learns of it."""
+        conn_id = conn.conn_id
+        transport = conn.transport
+        self._conns[conn_id] = conn
+        self._emit("opened", (conn_id, transport.peer))
+        self._feed(Connected(conn_id, transport.peer))
 
-    def _take_lines(self, conn: _Conn) -> None:
+    def _take_lines(self, conn: _Connection) -> None:
         """Feed the machine the complete lines in ``conn``'s buffer, at most
         LINES_PER_TURN of them; if more may be waiting, pause reading and
         come back on the next turn."""
-        stream = conn.stream
+        transport = conn.transport
         lines = conn.lines
+        conn_id = conn.conn_id
         try:
             for _ in range(LINES_PER_TURN):
-                # A stream that is closing (its output overflowed, or the
+                # A transport that is closing (its output overflowed, or the
                 # auction let go of it) gets no more replies: stop here.
-                if stream.closing:
+                if transport.closing:
                     return
                 line = lines.next_line()
                 if line is None:
                     return
-                self._feed(LineReceived(stream.tag, line))
+                self._feed(LineReceived(conn_id, line))
         except FramingTooLong:
-            self._feed(LineTooLong(stream.tag))
+            self._feed(LineTooLong(conn_id))
             return
-        if not stream.closing:
-            stream.pause_reading()
-            stream.defer(lambda: self._more_lines(conn))
+        if not transport.closing:
+            transport.pause_reading()
+            self._loop.call_soon(conn.more_lines)
 
-    def _more_lines(self, conn: _Conn) -> None:
-        """The next turn after ``_take_lines`` ran out of budget."""
-        if conn.stream.closing:
-            return
-        conn.stream.resume_reading()
-        self._take_lines(conn)
-
-    def eof_received(self, stream: Stream) -> None:
-        # Never after Close: a finishing stream consumes the peer's EOF itself.
-        self._feed(InputEnded(stream.tag))
-
-    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
-        conn = self._conns.pop(stream.tag)
+    def _lost(self, conn: _Connection, exc: BaseException | None) -> None:
+        """``conn``'s transport is closed (``exc``: why, None if in order)."""
+        conn_id = conn.conn_id
+        del self._conns[conn_id]
         if exc is not None and not isinstance(exc, OSError):
-            self._emit("connection_error", (stream.tag, repr(exc)))
-        self._emit("closed", (stream.tag, "ok" if exc is None else str(exc) or type(exc).__name__))
-        if not conn.detached:
-            conn.detached = True
-            self._feed(Departed(stream.tag))
+            self._emit("connection_error", (conn_id, repr(exc)))
+        self._emit("closed", (conn_id, "ok" if exc is None else str(exc) or type(exc).__name__))
+        if not conn.released:
+            conn.released = True
+            self._feed(Departed(conn_id))
         self._stop_when_idle()
 
     # -- the machine ------------------------------------------------------------
@@ -232,31 +297,16 @@ class AuctionService:
         except Exception as exc:
             # A bug in the auction's state: nothing it says can be trusted now.
             self._failed = True
-            raise FatalError(f"{type(exc).__name__}: {exc}") from exc
-        record: AuctionRecord | None = None
+            raise FatalError.caused_by(exc) from exc
+        # No coalesce() here: a transport sends what one turn wrote to it in
+        # one system call anyway.
+        executor = self._executor
         error: Exception | None = None
-        conns = self._conns
-        # No coalesce() here: a Stream sends what one turn wrote to it in one
-        # system call anyway.
-        for action in actions:
-            # One action failing must not skip the others (another client's
-            # final line and Close, the Record): the machine has moved on.
-            try:
-                if isinstance(action, Send):
-                    conn = conns.get(action.conn)
-                    if conn is not None:
-                        conn.stream.write(action.data)
-                elif isinstance(action, Log):
-                    self._emit(action.kind, action.args)
-                elif isinstance(action, Close):
-                    conn = conns.get(action.conn)
-                    if conn is not None:
-                        conn.detached = True  # first: finish() may close at once
-                        conn.stream.finish()
-                elif isinstance(action, Record):
-                    record = action.record
-            except Exception as exc:
-                error = error or exc
+        try:
+            carry_out(actions, executor)
+        except Exception as exc:  # the first failure, once every action was tried
+            error = exc
+        record, executor.record_due = executor.record_due, None
         if self._auction.deadline != self._deadline_when:
             self._arm_deadline()
         if record is not None:
@@ -268,10 +318,10 @@ class AuctionService:
                 self._retry_timer.cancel()
             self._commit()
         if error is not None:
-            # Now that the machine's actions are all carried out: raised from
-            # a connection's event, the loop closes that connection; from
-            # anything else (a deadline, the ledger, accept, a signal) it
-            # becomes a FatalError (Loop._contain).
+            # Now that the machine's actions are all carried out: raised in
+            # a handler call of a connection, its transport closes that
+            # connection; from anything else (a deadline, the ledger, a
+            # signal) the loop stops with FatalError.
             raise error
 
     def _arm_deadline(self) -> None:

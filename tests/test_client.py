@@ -25,7 +25,7 @@ import pytest
 from conftest import CLIENT_BIN, WAIT, ServerProcess, free_port
 
 from reactor_auction import client
-from reactor_auction.reactor import Loop
+from reactor_auction.loop import Loop
 from reactor_auction.session import ExitStatus
 
 CONNECTED = "Connected to the Auctioneer server.\n\n"

@@ -1,4 +1,4 @@
-"""Process tests that attack the server (issue 5): clients that flood, reset,
+"""Process tests that attack the server: clients that flood, reset,
 trickle, half-close, leave junk unread, storm it with connections, or use up
 its descriptors; and a kill -9 with an instant restart.
 
@@ -7,7 +7,6 @@ Measured numbers (memory, CPU, latency) are printed: run with ``-s``.
 
 from __future__ import annotations
 
-import gc
 import random
 import select
 import socket
@@ -29,6 +28,7 @@ from hostile_tools import (
     small_receive_buffer,
     wait_until,
 )
+from test_reactor import run_until
 from test_server import (
     OURS,
     bid,
@@ -43,10 +43,9 @@ from test_server import (
     saw,
 )
 
-from reactor_auction import reactor
 from reactor_auction.auction import Auction, State
-from reactor_auction.reactor import FatalError, Listener, Loop, Stream
-from reactor_auction.service import AuctionService
+from reactor_auction.loop import Loop
+from reactor_auction.service import LINES_PER_TURN, AuctionService
 
 Start = Callable[..., ServerProcess]
 Connect = Callable[[int], RawClient]
@@ -572,113 +571,7 @@ def test_bug_in_the_auction_cancels_everyone_and_exits_70(
         server.stop()
 
 
-# --- unit level: the reactor contains a failing connection ------------------------
-
-
-def run_until(loop: Loop, condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Run ``loop`` until ``condition`` holds (checked every 2 ms by a timer
-    inside the loop); fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-
-    def check() -> None:
-        if condition() or time.monotonic() > deadline:
-            loop.stop()
-        else:
-            loop.call_later(0.002, check)
-
-    loop.call_soon(check)
-    loop.run()
-    assert condition(), "timed out"
-
-
-class Recorder:
-    """A StreamHandler that echoes, or raises on input when ``explode``."""
-
-    def __init__(self, explode: bool = False) -> None:
-        self.explode = explode
-        self.lost: list[BaseException | None] = []
-
-    def data_received(self, stream: Stream, data: bytes) -> None:
-        if self.explode:
-            raise ZeroDivisionError("handler bug")
-        stream.write(data)
-
-    def eof_received(self, stream: Stream) -> None:
-        pass
-
-    def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
-        self.lost.append(exc)
-
-
-def stream_pair(loop: Loop, handler: Recorder) -> tuple[Stream, socket.socket]:
-    ours, theirs = socket.socketpair()
-    theirs.settimeout(WAIT)
-    return Stream(loop, ours, handler), theirs
-
-
-def test_exception_in_one_connection_closes_only_that_connection() -> None:
-    loop = Loop()
-    bad, good = Recorder(explode=True), Recorder()
-    bad_stream, bad_peer = stream_pair(loop, bad)
-    good_stream, good_peer = stream_pair(loop, good)
-    bad_peer.sendall(b"boom\n")
-    good_peer.sendall(b"ping\n")
-    run_until(loop, lambda: bad_stream.closed)
-    assert [type(exc) for exc in bad.lost] == [ZeroDivisionError]
-    assert bad_peer.recv(10) == b""
-    assert good_peer.recv(10) == b"ping\n" and not good_stream.closed
-
-    # A deferred call of a stream is contained the same way.
-    def fail() -> None:
-        raise KeyError("deferred bug")
-
-    good_stream.defer(fail)
-    run_until(loop, lambda: good_stream.closed)
-    assert [type(exc) for exc in good.lost] == [KeyError]
-
-    # A callback that belongs to no connection: the program itself is in doubt.
-    loop.call_soon(fail)
-    with pytest.raises(FatalError, match="deferred bug"):
-        loop.run()
-    loop.close()
-
-
-def test_finish_gives_up_on_a_peer_that_never_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The final line cannot be flushed to a peer that never reads: the
-    descriptor is released after LINGER_SECONDS, not held for ever."""
-    monkeypatch.setattr(reactor, "LINGER_SECONDS", 0.2)
-    loop = Loop()
-    handler = Recorder()
-    stream, peer = stream_pair(loop, handler)
-    while stream.pending_output == 0:  # fill both kernel buffers
-        stream.write(b"x" * 65536)
-        loop._flush_writes()  # as the loop does at the end of a turn
-    stream.finish()
-    began = time.monotonic()
-    run_until(loop, lambda: stream.closed)
-    assert 0.15 < time.monotonic() - began < 2.0
-    assert handler.lost == [None]
-    loop.close()
-    peer.close()
-
-
-def test_listener_accepts_a_bounded_number_per_wake() -> None:
-    loop = Loop()
-    accepted: list[socket.socket] = []
-    listener = Listener(
-        loop, "127.0.0.1", 0, lambda sock, address: accepted.append(sock), max_per_wake=2
-    )
-    clients = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(5)]
-    counts = []
-    for _ in range(3):  # one turn of the loop each
-        loop.call_soon(loop.stop)
-        loop.run()
-        counts.append(len(accepted))
-    assert counts == [2, 4, 5]
-    for sock in accepted + clients:
-        sock.close()
-    listener.close()
-    loop.close()
+# --- in-process: the service contains a failing connection -----------------------
 
 
 def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
@@ -726,12 +619,39 @@ def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
     loop.close()
 
 
-def test_cancelled_timers_do_not_pile_up() -> None:
+def test_a_failing_console_on_a_deferred_batch_of_lines_closes_that_connection_only() -> None:
+    """Lines beyond LINES_PER_TURN are handled on a later turn, by a deferred
+    call rather than a call of the transport: a fault there is contained
+    the same way, closing that client only."""
+    logged: list[str] = []
+    invalid = 0
+
+    def emit(kind: str, args: tuple[object, ...]) -> None:
+        nonlocal invalid
+        if kind == "invalid_request":
+            invalid += 1
+            if invalid == LINES_PER_TURN + 1:  # the first line of the second batch
+                raise RuntimeError("console bug")
+        logged.append(kind)
+
     loop = Loop()
-    keep = loop.call_later(600, lambda: None)
-    for _ in range(10_000):
-        loop.call_later(300, lambda: None).cancel()
-    timers = sum(isinstance(obj, reactor.Timer) for obj in gc.get_objects())
-    assert timers <= 2 * reactor.PURGE_MIN + 2
-    assert not keep.cancelled
+    service = AuctionService(loop, Auction(), emit, ledger=None)
+    port = service.listen("127.0.0.1", 0).port
+    flooding = RawClient(port)
+    run_until(loop, lambda: service.connections == 1)
+    flooding.expect(b"ROLE SELLER", b"REQUEST")
+    flooding.send(b"nonsense\n" * (2 * LINES_PER_TURN))  # arrives in one read
+    run_until(loop, lambda: service.connections == 0)
+    assert invalid == LINES_PER_TURN + 1  # the fault ended it there
+    assert logged.count("connection_error") == 1
+    assert logged.count("seller_left_early") == 1
+    for _ in range(LINES_PER_TURN + 1):
+        flooding.expect(b"INVALID request", b"REQUEST")
+    flooding.expect_closed()
+
+    seller = RawClient(port)  # the service goes on
+    run_until(loop, lambda: service.connections == 1)
+    seller.expect(b"ROLE SELLER", b"REQUEST")
+    for client in (flooding, seller):
+        client.close()
     loop.close()

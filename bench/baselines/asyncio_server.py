@@ -40,8 +40,8 @@ from reactor_auction.auction import (  # noqa: E402
     LineReceived,
     LineTooLong,
 )
+from reactor_auction.net import format_peer  # noqa: E402
 from reactor_auction.protocol import MAX_LINE  # noqa: E402
-from reactor_auction.reactor import format_peer  # noqa: E402
 
 #: readline's limit counts the line without its "\n": 1023 + 1 = MAX_LINE bytes,
 #: and an unterminated run of MAX_LINE bytes is refused, as LineBuffer does.

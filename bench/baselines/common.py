@@ -34,9 +34,9 @@ from reactor_auction.auction import (
     Tick,
     coalesce,
 )
-from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS
 from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed
 from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE
+from reactor_auction.transport import LINGER_BYTES, LINGER_SECONDS
 
 __all__ = [
     "BACKLOG", "LINGER_BYTES", "LINGER_SECONDS", "MAX_OUTPUT", "SHUTDOWN_GRACE",

@@ -47,7 +47,8 @@ from reactor_auction.auction import (  # noqa: E402
 )
 from reactor_auction.framing import LineBuffer  # noqa: E402
 from reactor_auction.framing import LineTooLong as FramingTooLong  # noqa: E402
-from reactor_auction.reactor import READ_SIZE, format_peer  # noqa: E402
+from reactor_auction.net import format_peer  # noqa: E402
+from reactor_auction.transport import READ_SIZE  # noqa: E402
 
 #: accept() errors that mean "out of descriptors or memory": pause, then retry.
 _ACCEPT_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
