@@ -34,6 +34,10 @@ _FIRST_FROM_CLIENT = frozenset({22})
 _FIRST_FROM_SERVER = frozenset({21, 22})
 #: Every TLS version's record header starts with major version 3.
 _MAJOR = 3
+#: What a server answers a peer whose first bytes are not TLS: a fatal
+#: unexpected_message alert in a TLS 1.2 record. A plain-text client can
+#: tell from it (``starts_like_tls``) that it reached a TLS port.
+NOT_TLS_ALERT = b"\x15\x03\x03\x00\x02\x02\x0a"
 
 # Since OpenSSL 3.0 an EOF without close_notify is fatal to the SSL object,
 # so nothing could be written after it; with this option it is read as a
@@ -200,6 +204,8 @@ class TLSEngine:
         if len(self._lead) < 2:
             self._lead += data[:2 - len(self._lead)]
             if not self._looks_like_tls():
+                if self.server_side:
+                    self._outgoing.write(NOT_TLS_ALERT)
                 return self._fail(TLSError(TLSFailure.NOT_TLS, "not TLS"))
         self._track(data)
         self._incoming.write(data)
@@ -256,10 +262,9 @@ class TLSEngine:
     # -- internals --------------------------------------------------------------
 
     def _looks_like_tls(self) -> bool:
-        """Return whether the peer's first bytes can begin a TLS record."""
-        lead = self._lead
+        """Return whether the peer's first bytes can begin its first record."""
         first = _FIRST_FROM_CLIENT if self.server_side else _FIRST_FROM_SERVER
-        return lead[0] in first and (len(lead) < 2 or lead[1] == _MAJOR)
+        return _starts_record(self._lead, first)
 
     def _track(self, data: bytes) -> None:
         """Follow the record framing through ``data``."""
@@ -369,6 +374,19 @@ class TLSEngine:
         self.state = TLSState.FAILED
         self._unsent.clear()
         return [TLSFailed(error)]
+
+
+def starts_like_tls(data: bytes) -> bool:
+    """Return whether ``data`` (two bytes are enough) can begin a TLS
+    record, as what a TLS server sends does: a plain-text client that
+    receives it has reached a TLS port."""
+    return len(data) >= 2 and _starts_record(data[:2], _FIRST_FROM_SERVER)
+
+
+def _starts_record(lead: bytes, types: frozenset[int]) -> bool:
+    """Return whether ``lead`` (one or two bytes) can begin a TLS record of
+    one of the content ``types``."""
+    return lead[0] in types and (len(lead) < 2 or lead[1] == _MAJOR)
 
 
 def _words(exc: ssl.SSLError) -> str:

@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from reactor_auction.tls_engine import (
+    NOT_TLS_ALERT,
     HandshakeCompleted,
     PeerClosed,
     PlaintextReceived,
@@ -29,6 +30,7 @@ from reactor_auction.tls_engine import (
     TLSState,
     client_context,
     server_context,
+    starts_like_tls,
 )
 
 NAME = "auction.test"
@@ -312,7 +314,11 @@ def test_not_tls_to_the_server(server_ctx: ssl.SSLContext, data: bytes, step: in
     server.feed(data, step)
     error = server.failure()
     assert error.failure is TLSFailure.NOT_TLS and str(error) == "not TLS"
-    assert server.engine.data_to_send() == b""  # nothing is sent to a plain-text peer
+    # One alert, by which a plain-text client can tell it reached a TLS port.
+    alert = server.engine.data_to_send()
+    assert alert == NOT_TLS_ALERT and starts_like_tls(alert)
+    server.feed(data)
+    assert server.engine.data_to_send() == b"" and len(server.events) == 1
 
 
 def test_plain_server_to_the_client(client_ctx: ssl.SSLContext) -> None:
@@ -320,6 +326,15 @@ def test_plain_server_to_the_client(client_ctx: ssl.SSLContext) -> None:
     client.engine.data_to_send()  # the ClientHello, to a server that answers in plain text
     client.feed(b"Waiting for the seller.\n")
     assert client.failure().failure is TLSFailure.NOT_TLS
+    assert client.engine.data_to_send() == b""  # a plain server gets no alert
+
+
+def test_starts_like_tls(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
+    server, client = server_end(server_ctx), client_end(client_ctx)
+    server.feed(client.engine.data_to_send())
+    assert starts_like_tls(server.engine.data_to_send())  # the ServerHello
+    for plain in (b"", b"\x16", b"Waiting for the seller.\n", LINE, b"\x16\n"):
+        assert not starts_like_tls(plain)
 
 
 def test_tls_looking_garbage_fails_the_handshake(server_ctx: ssl.SSLContext) -> None:
