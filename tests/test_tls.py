@@ -1,4 +1,4 @@
-"""The TLS engine, pairwise and in memory: no sockets.
+"""The TLS engine and layer, pairwise and in memory: no sockets.
 
 A server end and a client end, with certificates from trustme, pass their
 ciphertext to each other; each test runs with the ciphertext handed over
@@ -12,10 +12,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
+from reactor_auction.tls import TLSLayer, Transport
 from reactor_auction.tls_engine import (
     NOT_TLS_ALERT,
     HandshakeCompleted,
@@ -488,3 +490,486 @@ def test_bad_cafile(pki: Pki, content: str | None) -> None:
     with pytest.raises(TLSConfigError) as caught:
         client_context(str(path))
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+# --- the layer, over fake transports --------------------------------------------
+
+
+class FakeTimer:
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delay = delay
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeScheduler:
+    """The loop's call_soon and call_later, run by hand."""
+
+    def __init__(self) -> None:
+        self.soon: list[Callable[[], None]] = []
+        self.timers: list[FakeTimer] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.soon.append(callback)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(delay, callback)
+        self.timers.append(timer)
+        return timer
+
+    def run_soon(self) -> None:
+        while self.soon:
+            self.soon.pop(0)()
+
+
+class FakeLower:
+    """The socket transport under the layer, as the layer sees it: it
+    records what it is told, and calls its handler the way the real one
+    does (an exception from the handler closes it with that exception;
+    connection_lost comes on a deferred call)."""
+
+    def __init__(self, scheduler: FakeScheduler, peer: str) -> None:
+        self.scheduler = scheduler
+        self._peer = peer
+        self.sent = bytearray()
+        self.calls: list[Any] = []
+        self.reading = True
+        self.finishing = False
+        self.closed = False
+        self.exc: BaseException | None = None
+        self.handler: TLSLayer | None = None
+
+    @property
+    def peer(self) -> str:
+        return self._peer
+
+    @property
+    def closing(self) -> bool:
+        return self.finishing or self.closed
+
+    @property
+    def pending_output(self) -> int:
+        return len(self.sent)
+
+    def write(self, data: bytes) -> None:
+        if not self.closing:
+            self.sent += data
+
+    def finish(self) -> None:
+        self.calls.append("finish")
+        self.finishing = True
+
+    def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
+        self.calls.append(("abort", exc, reset))
+        self._close(exc)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    # -- driving it --
+
+    def attach(self, handler: TLSLayer) -> None:
+        self.handler = handler
+        self._contain(handler.connection_made, self)
+
+    def take(self) -> bytes:
+        data = bytes(self.sent)
+        self.sent.clear()
+        return data
+
+    def deliver(self, data: bytes) -> None:
+        if not self.closing and self.handler is not None:
+            self._contain(self.handler.data_received, data)
+
+    def deliver_eof(self) -> None:
+        if not self.closing and self.handler is not None:
+            self._contain(self.handler.eof_received)
+
+    def drained(self) -> None:
+        """finish() is done: flushed, FIN sent, the drain over."""
+        self._close(None)
+
+    def _contain(self, call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:
+            if self.closed:
+                self.exc = exc
+            else:
+                self.abort(exc)
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.exc = exc
+        self.scheduler.call_soon(self._lost)
+
+    def _lost(self) -> None:
+        assert self.handler is not None
+        self.handler.connection_lost(self.exc)
+
+
+class FakeApp:
+    """The application handler: records its calls; ``react`` hooks act in them."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.transport: Transport | None = None
+        self.react: dict[str, Callable[[], None]] = {}
+
+    def connection_made(self, transport: Transport) -> None:
+        self.transport = transport
+        self.calls.append("made")
+        self._react("made")
+
+    def data_received(self, data: bytes) -> None:
+        if self.calls and isinstance(self.calls[-1], bytes):
+            self.calls[-1] += data  # how it arrived in pieces is not the point
+        else:
+            self.calls.append(data)
+        self._react("data")
+
+    def eof_received(self) -> None:
+        self.calls.append("eof")
+        self._react("eof")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.calls.append(("lost", exc))
+
+    def _react(self, name: str) -> None:
+        hook = self.react.get(name)
+        if hook is not None:
+            hook()
+
+    @property
+    def t(self) -> Transport:
+        assert self.transport is not None
+        return self.transport
+
+
+class LayerEnd:
+    """A TLS layer between a FakeLower and a FakeApp."""
+
+    def __init__(
+        self,
+        engine: TLSEngine,
+        scheduler: FakeScheduler,
+        peer: str,
+        handshake_timeout: float | None = None,
+    ) -> None:
+        self.app = FakeApp()
+        self.lower = FakeLower(scheduler, peer)
+        self.failed: list[tuple[str, BaseException]] = []
+        self.layer = TLSLayer(
+            engine, self.app, scheduler, handshake_timeout=handshake_timeout,
+            on_handshake_failed=lambda peer, exc: self.failed.append((peer, exc)),
+        )
+
+    def start(self) -> LayerEnd:
+        self.lower.attach(self.layer)
+        return self
+
+    def aborted_with(self) -> BaseException | None:
+        aborts = [call for call in self.lower.calls if call[0] == "abort"]
+        assert len(aborts) == 1, self.lower.calls
+        exc: BaseException | None = aborts[0][1]
+        return exc
+
+
+def shuttle(a: LayerEnd, b: LayerEnd, step: int | None = None) -> None:
+    """Pass ciphertext both ways until neither lower transport holds any."""
+    moved = True
+    while moved:
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            data = src.lower.take()
+            if data:
+                moved = True
+                for chunk in chunks(data, step):
+                    dst.lower.deliver(chunk)
+
+
+@pytest.fixture
+def scheduler() -> FakeScheduler:
+    return FakeScheduler()
+
+
+def layer_pair(
+    server_ctx: ssl.SSLContext,
+    client_ctx: ssl.SSLContext,
+    scheduler: FakeScheduler,
+    handshake_timeout: float | None = None,
+) -> tuple[LayerEnd, LayerEnd]:
+    server = LayerEnd(
+        TLSEngine(server_ctx, server_side=True), scheduler, "10.0.0.2:50000", handshake_timeout
+    )
+    client = LayerEnd(
+        TLSEngine(client_ctx, server_side=False, server_hostname=NAME), scheduler, "10.0.0.1:4000"
+    )
+    return server.start(), client.start()
+
+
+def test_layer_app_hears_of_the_connection_after_the_handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler,
+    step: int | None,
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    hello = client.lower.take()
+    assert hello and client.app.calls == []  # the ClientHello went out at once
+    for chunk in chunks(hello, step):
+        server.lower.deliver(chunk)
+    assert server.app.calls == [] and not server.layer.handshake_done
+    shuttle(server, client, step)
+    assert server.app.calls == ["made"] and client.app.calls == ["made"]
+    assert server.app.transport is server.layer and server.layer.handshake_done
+    assert server.layer.peer == "10.0.0.2:50000" and server.layer.version == "TLSv1.3"
+    assert not server.layer.closing
+
+
+def test_layer_lines_both_ways(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler,
+    step: int | None,
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    client.app.t.write(b"2 100 ")
+    client.app.t.write(b"3 X\n")
+    shuttle(server, client, step)
+    assert server.app.calls == ["made", LINE]
+    server.app.t.write(b"Bid received.\n")
+    shuttle(server, client, step)
+    assert client.app.calls == ["made", b"Bid received.\n"]
+
+
+def test_layer_client_data_in_the_handshake_flight(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    client.app.react["made"] = lambda: client.app.t.write(LINE)
+    shuttle(server, client)  # the client's Finished and its line arrive together
+    assert server.app.calls == ["made", LINE]
+
+
+def test_layer_not_tls_never_reaches_the_app(
+    server_ctx: ssl.SSLContext, scheduler: FakeScheduler, step: int | None
+) -> None:
+    server = LayerEnd(TLSEngine(server_ctx, server_side=True), scheduler, "10.0.0.9:1", 10).start()
+    for chunk in chunks(LINE, step):
+        server.lower.deliver(chunk)
+    exc = server.aborted_with()
+    assert isinstance(exc, TLSError) and exc.failure is TLSFailure.NOT_TLS
+    assert server.lower.take() == NOT_TLS_ALERT  # written before the abort
+    assert server.failed == []  # reported once the transport below is closed
+    scheduler.run_soon()
+    assert server.failed == [("10.0.0.9:1", exc)]
+    assert server.app.calls == []
+    assert scheduler.timers[0].cancelled  # the deadline does not outlive it
+
+
+def test_layer_handshake_deadline(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler, handshake_timeout=10)
+    (timer,) = scheduler.timers
+    assert timer.delay == 10
+    hello = client.lower.take()
+    server.lower.deliver(hello[:len(hello) // 2])
+    assert server.lower.calls == []
+    timer.callback()  # the deadline passes with half a ClientHello in
+    exc = server.aborted_with()
+    assert isinstance(exc, TLSError) and exc.failure is TLSFailure.TIMEOUT
+    assert str(exc) == "no handshake within 10 s"
+    scheduler.run_soon()
+    assert server.failed == [(server.layer.peer, exc)] and server.app.calls == []
+
+
+def test_layer_handshake_cancels_the_deadline(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler, handshake_timeout=10)
+    shuttle(server, client)
+    assert scheduler.timers[0].cancelled and server.app.calls == ["made"]
+
+
+def test_layer_client_refuses_an_untrusted_server(
+    server_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    other = ssl.create_default_context()
+    trustme.CA().configure_trust(other)
+    server, client = layer_pair(server_ctx, other, scheduler)
+    shuttle(server, client)
+    exc = client.aborted_with()
+    assert isinstance(exc, TLSError) and exc.failure is TLSFailure.VERIFY
+    scheduler.run_soon()
+    assert client.failed == [("10.0.0.1:4000", exc)]
+    assert client.app.calls == [] and server.app.calls == []
+
+
+def test_layer_finish_sends_close_notify_once_then_finishes_below(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler,
+    step: int | None,
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    server.app.t.write(b"Winner\n")
+    server.app.t.finish()
+    assert server.layer.closing and server.lower.calls == ["finish"]
+    out = server.lower.take()
+    server.app.t.finish()
+    server.app.t.write(b"ignored\n")
+    assert server.lower.calls == ["finish"] and server.lower.take() == b""
+    for chunk in chunks(out, step):
+        client.lower.deliver(chunk)
+    assert client.app.calls == ["made", b"Winner\n", "eof"]  # close_notify: end of input
+    server.lower.drained()
+    scheduler.run_soon()
+    assert server.app.calls == ["made", ("lost", None)]
+
+
+def test_layer_plain_eof_after_a_line_is_end_of_input(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    client.app.t.write(LINE)
+    shuttle(server, client)
+    server.lower.deliver_eof()  # FIN without close_notify
+    assert server.app.calls == ["made", LINE, "eof"]
+    server.app.t.write(b"Winner\n")  # the peer may still read
+    shuttle(server, client)
+    assert client.app.calls == ["made", b"Winner\n"]
+    assert server.lower.calls == []
+
+
+def test_layer_eof_in_a_record_is_a_departure(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    client.app.t.write(LINE)
+    record = client.lower.take()
+    server.lower.deliver(record[:-1])
+    server.lower.deliver_eof()
+    exc = server.aborted_with()
+    assert isinstance(exc, TLSError) and exc.failure is TLSFailure.BROKEN
+    scheduler.run_soon()
+    assert server.app.calls == ["made", ("lost", exc)]
+    assert server.failed == []
+
+
+def test_layer_tls_error_mid_stream_is_a_departure(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    client.app.t.write(LINE)
+    record = bytearray(client.lower.take())
+    record[-1] ^= 1
+    server.lower.deliver(bytes(record))
+    exc = server.aborted_with()
+    assert isinstance(exc, TLSError) and exc.failure is TLSFailure.BROKEN
+    scheduler.run_soon()
+    assert server.app.calls == ["made", ("lost", exc)]
+
+
+def test_layer_holds_input_and_eof_while_paused(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    server.app.react["data"] = lambda: server.app.t.pause_reading()
+    client.app.t.write(b"1 100\n")
+    client.app.t.write(LINE)
+    client.app.t.finish()
+    # The lines and close_notify in one delivery: the app pauses at the
+    # first delivery; close_notify must not overtake the lines it has yet to
+    # take from its own buffer.
+    server.lower.deliver(client.lower.take())
+    assert server.app.calls == ["made", b"1 100\n" + LINE]
+    assert not server.lower.reading
+    del server.app.react["data"]
+    server.app.t.resume_reading()
+    assert server.lower.reading
+    assert server.app.calls[-1] != "eof"  # not from inside resume_reading
+    scheduler.run_soon()
+    assert server.app.calls == ["made", b"1 100\n" + LINE, "eof"]
+
+
+def test_layer_holds_data_when_paused_in_connection_made(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    server.app.react["made"] = lambda: server.app.t.pause_reading()
+    client.app.react["made"] = lambda: client.app.t.write(LINE)
+    shuttle(server, client)
+    assert server.app.calls == ["made"]
+    server.app.t.resume_reading()
+    scheduler.run_soon()
+    assert server.app.calls == ["made", LINE]
+
+
+def test_layer_exception_in_a_deferred_delivery_closes(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    server.app.react["made"] = lambda: server.app.t.pause_reading()
+    client.app.react["made"] = lambda: client.app.t.write(LINE)
+    shuttle(server, client)
+    failure = ValueError("bug")
+
+    def fail() -> None:
+        raise failure
+
+    server.app.react["data"] = fail
+    server.app.t.resume_reading()
+    scheduler.run_soon()
+    assert server.aborted_with() is failure
+    assert server.app.calls == ["made", LINE, ("lost", failure)]
+
+
+def test_layer_app_exception_closes_below(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    failure = ValueError("bug")
+
+    def fail() -> None:
+        raise failure
+
+    server.app.react["data"] = fail
+    client.app.t.write(LINE)
+    shuttle(server, client)
+    assert server.aborted_with() is failure
+    scheduler.run_soon()
+    assert server.app.calls == ["made", LINE, ("lost", failure)]
+
+
+def test_layer_abort(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    reason = ConnectionError("overflow")
+    server.app.t.abort(reason, reset=True)
+    assert server.lower.calls == [("abort", reason, True)]
+    assert server.lower.take() == b""  # no close_notify for an abort
+    scheduler.run_soon()
+    assert server.app.calls == ["made", ("lost", reason)]
+
+
+def test_layer_pending_output(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, scheduler: FakeScheduler
+) -> None:
+    server, client = layer_pair(server_ctx, client_ctx, scheduler)
+    shuttle(server, client)
+    assert server.app.t.pending_output == 0
+    server.app.t.write(b"x" * 1000)
+    assert server.app.t.pending_output > 1000  # the ciphertext, record overhead included
