@@ -267,21 +267,25 @@ class TLSEngine:
         return _starts_record(self._lead, first)
 
     def _track(self, data: bytes) -> None:
-        """Follow the record framing through ``data``."""
-        pos = 0
-        end = len(data)
-        while pos < end:
-            if self._body_left:
-                step = min(self._body_left, end - pos)
-                self._body_left -= step
-                pos += step
-                continue
+        """Follow the record framing through ``data``: hop from header to
+        header by their lengths."""
+        pos = self._body_left  # where the next header starts, from data[0]
+        if self._header:  # a header cut short, so no body is left
             need = _HEADER - len(self._header)
-            self._header += data[pos:pos + need]
-            pos += need
-            if len(self._header) == _HEADER:
-                self._body_left = int.from_bytes(self._header[3:5], "big")
-                self._header = b""
+            header = self._header + data[:need]
+            if len(header) < _HEADER:
+                self._header = header
+                return
+            self._header = b""
+            pos = need + int.from_bytes(header[3:5], "big")
+        end = len(data)
+        while pos + _HEADER <= end:
+            pos += _HEADER + (data[pos + 3] << 8 | data[pos + 4])
+        if pos >= end:
+            self._body_left = pos - end
+        else:
+            self._header = data[pos:]
+            self._body_left = 0
 
     def _done_receiving(self) -> bool:
         """Return whether received ciphertext no longer matters."""

@@ -7,6 +7,7 @@ whole and (``step``) one byte at a time.
 
 from __future__ import annotations
 
+import itertools
 import ssl
 import warnings
 from collections.abc import Callable, Iterator
@@ -291,6 +292,30 @@ def test_eof_in_the_middle_of_a_record_is_broken(
     error = server.failure()
     assert error.failure is TLSFailure.BROKEN and str(error) == "closed in the middle of a record"
     assert server.engine.state is TLSState.FAILED
+
+
+def test_eof_at_every_point_of_three_records(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    lines = [b"1\n", b"2 100\n", b"x" * 40 + b"\n"]
+    for cut in itertools.count(1):
+        server, client = connected(server_ctx, client_ctx)
+        records = []
+        for line in lines:
+            client.engine.send(line)
+            records.append(client.engine.data_to_send())
+        stream = b"".join(records)
+        if cut > len(stream):
+            break
+        ends = list(itertools.accumulate(map(len, records)))
+        server.feed(stream[:cut], step=7)
+        server.record(server.engine.receive_eof())
+        assert server.plaintext == b"".join(lines[:sum(end <= cut for end in ends)]), cut
+        last = server.events[-1]
+        if cut in ends:
+            assert last == PeerClosed(close_notify=False), cut
+        else:
+            assert isinstance(last, TLSFailed) and last.error.failure is TLSFailure.BROKEN, cut
 
 
 def test_corrupt_record_is_broken(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
