@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .reactor import FatalError
+from .loop import FatalError
 from .tls_engine import (
     HandshakeCompleted,
     PeerClosed,
@@ -36,44 +36,7 @@ from .tls_engine import (
     TLSFailed,
     TLSFailure,
 )
-
-# The transport/handler interface of the reactor, as far as this layer uses
-# it (structural: the socket transport and the application's handlers fit).
-
-
-class Transport(Protocol):
-    """What a handler drives its connection with."""
-
-    @property
-    def peer(self) -> str: ...
-
-    @property
-    def closing(self) -> bool: ...
-
-    @property
-    def pending_output(self) -> int: ...
-
-    def write(self, data: bytes) -> None: ...
-
-    def finish(self) -> None: ...
-
-    def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None: ...
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-class Handler(Protocol):
-    """What a transport reports to."""
-
-    def connection_made(self, transport: Transport) -> None: ...
-
-    def data_received(self, data: bytes) -> None: ...
-
-    def eof_received(self) -> None: ...
-
-    def connection_lost(self, exc: BaseException | None) -> None: ...
+from .transport import Handler, Transport
 
 
 class Cancellable(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trustme
 
-from reactor_auction.tls import TLSLayer, Transport
+from reactor_auction.tls import TLSLayer
 from reactor_auction.tls_engine import (
     NOT_TLS_ALERT,
     HandshakeCompleted,
@@ -35,6 +35,7 @@ from reactor_auction.tls_engine import (
     server_context,
     starts_like_tls,
 )
+from reactor_auction.transport import Transport
 
 NAME = "auction.test"
 LINE = b"2 100 3 X\n"
