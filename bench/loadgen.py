@@ -21,7 +21,7 @@ is not comparable and is reported as failed):
 - ``scale``: one auction per size (1k, 2k, 5k, 10k buyers): time and RSS.
 
 Every auction is checked: buyers are numbered 1..N, bids are distinct, the
-seller and every buyer get the result ``auction.settle`` gives (one WON at the
+seller and every buyer get the result ``outcome.settle`` gives (one WON at the
 right price, the others LOST), and the server closes each connection after
 its final line.
 
@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reactor_auction.auction import settle  # noqa: E402
+from reactor_auction.outcome import settle  # noqa: E402
 from reactor_auction.protocol import SECOND_PRICE, encode  # noqa: E402
 from reactor_auction.reactor import raise_fd_limit  # noqa: E402
 

@@ -1,9 +1,8 @@
-"""The auction as a sans-IO state machine.
+"""The auction as a sans-IO state machine: the server's ``Auction`` and its
+transition table.
 
-Events go in (a connection arrived, a line arrived, input ended, a connection
-was lost, time passed, the ledger committed, shut down), each with the time
-``now`` from a monotonic clock; actions come out (send these bytes, close that
-connection, log this, record that). No sockets, no real clock: the reactor
+The events it takes and the actions it answers with are in events.py; the
+outcome rule is in outcome.py. No sockets, no real clock: the server's shell
 feeds events and carries out actions, and the tests do the same without a
 network.
 
@@ -20,28 +19,32 @@ handler. A pair that is not in it is a bug in the caller and raises
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
+from .events import (
+    Action,
+    AuctionRecord,
+    BidRecord,
+    Close,
+    Connected,
+    Departed,
+    Event,
+    InputEnded,
+    LineReceived,
+    LineTooLong,
+    Log,
+    Record,
+    Recorded,
+    Send,
+    Shutdown,
+    State,
+    Tick,
+)
+from .outcome import Outcome, settle
 from .protocol import InvalidInput, Request, encode
-
-# --- states, events, actions -------------------------------------------------
-
-
-class State(enum.Enum):
-    """The four states of PROTOCOL.md."""
-
-    # Members are singletons compared by identity: hash them by identity too,
-    # in C, instead of Enum's Python-level hash of the name (every event looks
-    # up the transition table with a state and a role in its key).
-    __hash__ = object.__hash__
-
-    WAITING_SELLER = "waiting-seller"
-    WAITING_BUYERS = "waiting-buyers"
-    BIDDING = "bidding"
-    FINISHING = "finishing"
 
 
 class Role(enum.Enum):
@@ -58,115 +61,6 @@ class Role(enum.Enum):
     NONE = "none"  # events about no connection: time, the ledger, shutdown
 
 
-@dataclass(frozen=True, slots=True)
-class Connected:
-    conn: int
-    peer: str  #: "ip:port", for logs and the record
-
-
-@dataclass(frozen=True, slots=True)
-class LineReceived:
-    conn: int
-    line: bytes  #: one framed line, terminator removed
-
-
-@dataclass(frozen=True, slots=True)
-class LineTooLong:
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class InputEnded:
-    """The peer will send nothing more (EOF); it may still be reading."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Departed:
-    """The connection is gone (reset, write failure, output overflow)."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Time passed; sent when ``Auction.deadline`` is reached."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """The ledger committed the last ``Record`` (or there is no ledger)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    """The server is stopping (SIGINT/SIGTERM)."""
-
-
-Event = Connected | LineReceived | LineTooLong | InputEnded | Departed | Tick | Recorded | Shutdown
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    conn: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close ``conn`` once everything sent to it is flushed."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """Something a person watching the server should see; text.py words it."""
-
-    kind: str
-    args: tuple[object, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BidRecord:
-    buyer: int  #: the buyer's number in this auction
-    amount: int
-    order: int  #: arrival order, from 1
-    at: float  #: monotonic time of arrival
-
-
-@dataclass(frozen=True, slots=True)
-class AuctionRecord:
-    """What the ledger keeps of one auction that reached START."""
-
-    item: str
-    kind: int
-    min_price: int
-    buyers_requested: int
-    buyers_connected: int
-    outcome: str  #: "sold", "unsold" or "cancelled"
-    reason: str  #: why it was cancelled, else ""
-    winner: int | None
-    winner_peer: str
-    highest: int
-    price: int
-    started_at: float  #: monotonic; the ledger converts to wall time
-    ended_at: float
-    seller_peer: str
-    bids: tuple[BidRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """Commit ``record``, then feed ``Recorded``; results wait for it."""
-
-    record: AuctionRecord
-
-
-Action = Send | Close | Log | Record
-
-
 _TICK = Tick()
 
 
@@ -177,72 +71,6 @@ class AuctionError(RuntimeError):
 #: What a shell tells every client when the machine itself failed (raised):
 #: nothing the machine says can be trusted any more, so the auction is over.
 SERVER_ERROR_LINE = encode("CANCELLED", "server-error")
-
-
-def coalesce(actions: Sequence[Action]) -> list[Action]:
-    """Return ``actions`` with each connection's Sends merged into one.
-
-    A connection's merged Send stands where its first Send stood; a Close
-    ends the run (bytes after it would be dropped anyway) and a Record is a
-    barrier (nothing moves across it), so what reaches each connection, and
-    when relative to the ledger, is unchanged. For a shell that writes at
-    once, one Send per connection means one system call: ROLE and WAITING,
-    INVALID and the prompt again, ACCEPTED and a result each travel together.
-    (The project's own reactor needs no help here: a Stream sends whatever
-    one turn of the loop wrote to it in one call. The asyncio, uvloop and
-    threaded baselines in bench/ use this.)
-    """
-    merged: list[Action] = []
-    open_send: dict[int, int] = {}  # conn -> index of its Send in merged
-    for action in actions:
-        if isinstance(action, Send):
-            index = open_send.get(action.conn)
-            if index is None:
-                open_send[action.conn] = len(merged)
-                merged.append(action)
-            else:
-                first = merged[index]
-                assert isinstance(first, Send)
-                merged[index] = Send(action.conn, first.data + action.data)
-            continue
-        if isinstance(action, Close):
-            open_send.pop(action.conn, None)
-        elif isinstance(action, Record):
-            open_send.clear()
-        merged.append(action)
-    return merged
-
-
-# --- the outcome rule ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    sold: bool
-    highest: int  #: the highest bid, 0 when none arrived
-    price: int  #: what the winner pays; 0 when unsold
-    winner: int | None  #: the winning buyer's number, None when unsold
-
-
-def settle(kind: int, min_price: int, bids: Sequence[tuple[int, int]]) -> Outcome:
-    """Return the outcome of an auction.
-
-    ``bids`` is (buyer, amount) in arrival order. The highest bid wins and a
-    tie goes to the earliest. It is sold when the highest bid is at least
-    ``min_price``. First price: the winner pays its bid. Second price: the
-    winner pays max(highest of the other bids, min_price).
-    """
-    winner: int | None = None
-    highest = 0
-    for buyer, amount in bids:
-        if amount > highest:  # strictly greater: ties stay with the earlier bid
-            winner, highest = buyer, amount
-    if winner is None or highest < min_price:
-        return Outcome(False, highest, 0, None)
-    if kind == protocol.FIRST_PRICE:
-        return Outcome(True, highest, highest, winner)
-    others = [amount for buyer, amount in bids if buyer != winner]
-    return Outcome(True, highest, max(max(others, default=0), min_price), winner)
 
 
 # --- participants --------------------------------------------------------------

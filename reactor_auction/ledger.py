@@ -20,7 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from .auction import AuctionRecord
+from .events import AuctionRecord
 
 DEFAULT_PATH = "auction-ledger.sqlite3"
 #: Seconds start-up may wait for another connection's lock (record() never waits).

@@ -11,9 +11,8 @@ import itertools
 import socket
 from collections.abc import Callable
 
-from .auction import (
-    SERVER_ERROR_LINE,
-    Auction,
+from .auction import SERVER_ERROR_LINE, Auction
+from .events import (
     AuctionRecord,
     Close,
     Connected,

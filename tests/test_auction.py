@@ -17,11 +17,9 @@ from typing import TypeVar
 import pytest
 
 from reactor_auction import protocol
-from reactor_auction.auction import (
-    TRANSITIONS,
+from reactor_auction.auction import TRANSITIONS, Auction, AuctionError, Role
+from reactor_auction.events import (
     Action,
-    Auction,
-    AuctionError,
     AuctionRecord,
     Close,
     Connected,
@@ -31,16 +29,14 @@ from reactor_auction.auction import (
     LineReceived,
     LineTooLong,
     Log,
-    Outcome,
     Record,
     Recorded,
-    Role,
     Send,
     Shutdown,
     State,
     Tick,
-    settle,
 )
+from reactor_auction.outcome import Outcome, settle
 
 WS, WB, BIDDING, FINISHING = (
     State.WAITING_SELLER,

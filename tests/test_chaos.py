@@ -20,7 +20,7 @@ from conftest import RawClient, ServerProcess
 from hostile_tools import fd_count, reset, wait_until
 from test_server import ours_only
 
-from reactor_auction.auction import settle
+from reactor_auction.outcome import settle
 from reactor_auction.protocol import FINAL
 
 Start = Callable[..., ServerProcess]

@@ -44,7 +44,8 @@ from test_server import (
 )
 
 from reactor_auction import reactor
-from reactor_auction.auction import Auction, State
+from reactor_auction.auction import Auction
+from reactor_auction.events import State
 from reactor_auction.reactor import FatalError, Listener, Loop, Stream
 from reactor_auction.service import AuctionService
 

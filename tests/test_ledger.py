@@ -32,7 +32,7 @@ from test_server import local_port, open_seller
 
 from reactor_auction import history as history_cli
 from reactor_auction import ledger as ledger_mod
-from reactor_auction.auction import AuctionRecord, BidRecord
+from reactor_auction.events import AuctionRecord, BidRecord
 from reactor_auction.ledger import SCHEMA_VERSION, Ledger, LedgerBusy, LedgerError, history
 
 #: The process tests check this implementation's ledger file.

@@ -21,9 +21,9 @@ from hypothesis.stateful import (
 )
 
 from reactor_auction import protocol
-from reactor_auction.auction import (
+from reactor_auction.auction import Auction
+from reactor_auction.events import (
     Action,
-    Auction,
     AuctionRecord,
     Close,
     Connected,
@@ -38,10 +38,10 @@ from reactor_auction.auction import (
     Shutdown,
     State,
     Tick,
-    settle,
 )
 from reactor_auction.framing import LineBuffer
 from reactor_auction.framing import LineTooLong as FramingTooLong
+from reactor_auction.outcome import settle
 from reactor_auction.protocol import encode
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

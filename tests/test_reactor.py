@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from reactor_auction.auction import Close, Log, Record, Send, coalesce
+from bench.baselines.common import coalesce
+from reactor_auction.events import Close, Log, Record, Send
 from reactor_auction.reactor import FatalError, Loop, PollWindow, Stream
 
 WAIT = 10.0

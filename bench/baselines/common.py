@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from reactor_auction.auction import (
-    Auction,
+from reactor_auction.auction import Auction
+from reactor_auction.events import (
+    Action,
     Close,
     Departed,
     Event,
@@ -32,7 +33,6 @@ from reactor_auction.auction import (
     Send,
     Shutdown,
     Tick,
-    coalesce,
 )
 from reactor_auction.reactor import LINGER_BYTES, LINGER_SECONDS
 from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed
@@ -40,7 +40,7 @@ from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE
 
 __all__ = [
     "BACKLOG", "LINGER_BYTES", "LINGER_SECONDS", "MAX_OUTPUT", "SHUTDOWN_GRACE",
-    "Link", "Options", "Shell", "parse_options", "strip_terminator",
+    "Link", "Options", "Shell", "coalesce", "parse_options", "strip_terminator",
 ]
 
 #: The listen backlog, as auc_server's (service.AuctionService.listen).
@@ -101,6 +101,39 @@ def strip_terminator(line: bytes) -> bytes:
     if line.endswith(b"\r\n"):
         return line[:-2]
     return line[:-1]
+
+
+def coalesce(actions: Sequence[Action]) -> list[Action]:
+    """Return ``actions`` with each connection's Sends merged into one.
+
+    A connection's merged Send stands where its first Send stood; a Close
+    ends the run (bytes after it would be dropped anyway) and a Record is a
+    barrier (nothing moves across it), so what reaches each connection, and
+    when relative to the ledger, is unchanged. For a shell that writes at
+    once, one Send per connection means one system call: ROLE and WAITING,
+    INVALID and the prompt again, ACCEPTED and a result each travel together.
+    (The project's own reactor needs no help here: a Stream sends whatever
+    one turn of the loop wrote to it in one call.)
+    """
+    merged: list[Action] = []
+    open_send: dict[int, int] = {}  # conn -> index of its Send in merged
+    for action in actions:
+        if isinstance(action, Send):
+            index = open_send.get(action.conn)
+            if index is None:
+                open_send[action.conn] = len(merged)
+                merged.append(action)
+            else:
+                first = merged[index]
+                assert isinstance(first, Send)
+                merged[index] = Send(action.conn, first.data + action.data)
+            continue
+        if isinstance(action, Close):
+            open_send.pop(action.conn, None)
+        elif isinstance(action, Record):
+            open_send.clear()
+        merged.append(action)
+    return merged
 
 
 class Link(Protocol):
