@@ -18,7 +18,6 @@ handler. A pair that is not in it is a bug in the caller and raises
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +31,12 @@ from .events import (
     Connected,
     Departed,
     Event,
+    IdentityEnum,
     InputEnded,
     LineReceived,
     LineTooLong,
     Log,
+    LogKind,
     Record,
     Recorded,
     Send,
@@ -44,16 +45,11 @@ from .events import (
     Tick,
 )
 from .outcome import Outcome, settle
-from .protocol import InvalidInput, Request, encode
+from .protocol import CancelReason, InvalidInput, Request, encode
 
 
-class Role(enum.Enum):
+class Role(IdentityEnum):
     """Who an event is about."""
-
-    # Members are singletons compared by identity: hash them by identity too,
-    # in C, instead of Enum's Python-level hash of the name (every event looks
-    # up the transition table with a state and a role in its key).
-    __hash__ = object.__hash__
 
     NEW = "new"  # a connection the machine has not seen
     SELLER = "seller"
@@ -70,7 +66,7 @@ class AuctionError(RuntimeError):
 
 #: What a shell tells every client when the machine itself failed (raised):
 #: nothing the machine says can be trusted any more, so the auction is over.
-SERVER_ERROR_LINE = encode("CANCELLED", "server-error")
+SERVER_ERROR_LINE = encode("CANCELLED", CancelReason.SERVER_ERROR.value)
 
 
 # --- participants --------------------------------------------------------------
@@ -285,12 +281,12 @@ class Auction:
     def _send(self, conn: int, data: bytes) -> None:
         self._actions.append(Send(conn, data))
 
-    def _log(self, kind: str, *args: object) -> None:
+    def _log(self, kind: LogKind, *args: object) -> None:
         self._actions.append(Log(kind, args))
 
     def _enter(self, state: State) -> None:
         self.state = state
-        self._log("state", state.value)
+        self._log(LogKind.STATE, state)
 
     def _close(self, party: _Party) -> None:
         """Close a party's connection (its final line, if any, was sent)."""
@@ -315,7 +311,7 @@ class Auction:
         pass
 
     def _busy(self, event: Connected) -> None:
-        self._log("busy", event.peer, self.state.value)
+        self._log(LogKind.BUSY, event.peer, self.state)
         self._final(event.conn, _MSG_BUSY)
 
     def _done(self, event: LineReceived) -> None:
@@ -328,7 +324,7 @@ class Auction:
         pass  # Half-closed: it sends nothing more but still receives its result.
 
     def _too_long(self, event: LineTooLong) -> None:
-        self._log("line_too_long", self._party(event.conn).peer)
+        self._log(LogKind.LINE_TOO_LONG, self._party(event.conn).peer)
         self._send(event.conn, _MSG_LINE_TOO_LONG)
         # The line cannot be framed any more: it is a departure.
         self._depart(event.conn)
@@ -341,9 +337,9 @@ class Auction:
     def _left_for_good(self, event: Departed) -> None:
         party = self._party(event.conn)
         if isinstance(party, _Buyer):
-            self._log("buyer_left", party.number)
+            self._log(LogKind.BUYER_LEFT, party.number)
         else:
-            self._log("seller_left")
+            self._log(LogKind.SELLER_LEFT)
         self._close(party)
 
     # -- waiting-seller ---------------------------------------------------------
@@ -354,7 +350,7 @@ class Auction:
             return
         self._seller = _Party(event.conn, event.peer)
         self.deadline = self._now + self.request_timeout
-        self._log("seller_connected", event.peer)
+        self._log(LogKind.SELLER_CONNECTED, event.peer)
         self._send(event.conn, _MSG_ROLE_SELLER)
         self._send(event.conn, _MSG_REQUEST)
 
@@ -364,20 +360,23 @@ class Auction:
         try:
             request = protocol.parse_request(event.line, self.max_buyers)
         except InvalidInput as exc:
-            self._log("invalid_request", seller.peer, str(exc))
+            self._log(LogKind.INVALID_REQUEST, seller.peer, str(exc))
             self._send(seller.conn, _MSG_INVALID_REQUEST)
             self._send(seller.conn, _MSG_REQUEST)
             return
         self.deadline = None
         self._auction = _Auction(request, seller, self._now)
         self._send(seller.conn, _MSG_START)
-        self._log("request_accepted", request.kind, request.min_price, request.buyers, request.item)
+        self._log(
+            LogKind.REQUEST_ACCEPTED, request.pricing, request.min_price, request.buyers,
+            request.item,
+        )
         self._enter(State.WAITING_BUYERS)
 
     def _seller_left_early(self, event: InputEnded | Departed) -> None:
         seller = self._seller
         assert seller is not None
-        self._log("seller_left_early", seller.peer)
+        self._log(LogKind.SELLER_LEFT_EARLY, seller.peer)
         self._drop_seller(None)
 
     def _drop_seller(self, line: bytes | None) -> None:
@@ -394,7 +393,7 @@ class Auction:
     def _request_deadline(self, event: Tick) -> None:
         seller = self._seller
         assert seller is not None  # the deadline runs only while there is one
-        self._log("seller_timeout", seller.peer)
+        self._log(LogKind.SELLER_TIMEOUT, seller.peer)
         self._drop_seller(_MSG_TIMEOUT)
 
     # -- waiting-buyers ---------------------------------------------------------
@@ -405,7 +404,7 @@ class Auction:
         buyer = _Buyer(event.conn, event.peer, number=self._next_number)
         self._next_number += 1
         self._buyers[event.conn] = buyer
-        self._log("buyer_connected", buyer.number, event.peer)
+        self._log(LogKind.BUYER_CONNECTED, buyer.number, event.peer)
         self._send(event.conn, encode("ROLE", "BUYER", buyer.number))
         joined = len(self._buyers)  # all present: one that leaves now is removed
         needed = auction.request.buyers
@@ -413,7 +412,7 @@ class Auction:
             self._send(event.conn, encode("WAITING", joined, needed))
             return
         # The count is complete: bidding starts for everyone at once.
-        self._log("bidding_starts")
+        self._log(LogKind.BIDDING_STARTS)
         self._enter(State.BIDDING)
         self._undecided = joined
         self.deadline = self._now + self.bid_timeout
@@ -422,15 +421,15 @@ class Auction:
 
     def _buyer_left_waiting(self, event: InputEnded | Departed) -> None:
         buyer = self._buyers.pop(event.conn)
-        self._log("buyer_left_waiting", buyer.number)
+        self._log(LogKind.BUYER_LEFT_WAITING, buyer.number)
         self._close(buyer)
 
     def _seller_left_waiting(self, event: Departed) -> None:
         seller = self._seller
         assert seller is not None
-        self._log("seller_left_waiting")
+        self._log(LogKind.SELLER_LEFT_WAITING)
         self._close(seller)
-        self._cancel("seller-left")
+        self._cancel(CancelReason.SELLER_LEFT)
 
     # -- bidding ----------------------------------------------------------------
 
@@ -442,7 +441,7 @@ class Auction:
         try:
             amount = protocol.parse_bid(event.line)
         except InvalidInput:
-            self._log("invalid_bid", buyer.number)
+            self._log(LogKind.INVALID_BID, buyer.number)
             self._send(buyer.conn, _MSG_INVALID_BID)
             self._send(buyer.conn, _MSG_BID)
             return
@@ -451,7 +450,7 @@ class Auction:
         buyer.bid = amount
         auction.bids.append(BidRecord(buyer.number, amount, len(auction.bids) + 1, self._now))
         self._send(buyer.conn, _MSG_ACCEPTED)
-        self._log("bid", buyer.number, amount)
+        self._log(LogKind.BID, buyer.number, amount)
         self._decided()
 
     def _decided(self) -> None:
@@ -465,7 +464,7 @@ class Auction:
         buyer.input_open = False
         if buyer.bid is None:
             # It can never bid now: an abstention, but it still gets the result.
-            self._log("abstains", buyer.number)
+            self._log(LogKind.ABSTAINS, buyer.number)
             self._decided()
 
     def _buyer_left_bidding(self, event: Departed) -> None:
@@ -475,7 +474,7 @@ class Auction:
             self._decided()  # an abstention; a bid already in stands
 
     def _bid_deadline(self, event: Tick) -> None:
-        self._log("bid_deadline", self._undecided)
+        self._log(LogKind.BID_DEADLINE, self._undecided)
         self._settle()
 
     def _settle(self) -> None:
@@ -483,17 +482,17 @@ class Auction:
         assert auction is not None
         request = auction.request
         outcome = settle(
-            request.kind, request.min_price, [(b.buyer, b.amount) for b in auction.bids]
+            request.pricing, request.min_price, [(b.buyer, b.amount) for b in auction.bids]
         )
         self.deadline = None
         self._enter(State.FINISHING)
         item = request.item
         winner_peer = ""
         if outcome.sold:
-            self._log("sold", outcome.highest, outcome.price)
+            self._log(LogKind.SOLD, outcome.highest, outcome.price)
             seller_line = encode("SOLD", outcome.price, item)
         else:
-            self._log("unsold", outcome.highest, request.min_price)
+            self._log(LogKind.UNSOLD, outcome.highest, request.min_price)
             seller_line = encode("UNSOLD", outcome.highest, item)
         self._finals = [(auction.seller, seller_line)]
         won = encode("WON", outcome.price, item)
@@ -504,13 +503,13 @@ class Auction:
                 self._finals.append((buyer, won))
             else:
                 self._finals.append((buyer, lost if outcome.sold else seller_line))
-        self._record(
-            "sold" if outcome.sold else "unsold", "", outcome, winner_peer
-        )
+        self._record("sold" if outcome.sold else "unsold", None, outcome, winner_peer)
 
     # -- finishing and cancelling -------------------------------------------------
 
-    def _record(self, result: str, reason: str, outcome: Outcome, winner_peer: str) -> None:
+    def _record(
+        self, result: str, reason: CancelReason | None, outcome: Outcome, winner_peer: str
+    ) -> None:
         auction = self._auction
         assert auction is not None
         request = auction.request
@@ -518,7 +517,7 @@ class Auction:
             Record(
                 AuctionRecord(
                     item=request.item,
-                    kind=request.kind,
+                    pricing=request.pricing,
                     min_price=request.min_price,
                     buyers_requested=request.buyers,
                     buyers_connected=len(self._buyers),
@@ -536,15 +535,15 @@ class Auction:
             )
         )
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: CancelReason) -> None:
         """End the auction under way as cancelled; finals wait for the ledger."""
         auction = self._auction
         assert auction is not None
-        self._log("cancelled", reason)
+        self._log(LogKind.CANCELLED, reason)
         self.deadline = None
         if self.state is not State.FINISHING:
             self._enter(State.FINISHING)
-        message = encode("CANCELLED", reason)
+        message = encode("CANCELLED", reason.value)
         self._finals = [(auction.seller, message)]
         self._finals += [(buyer, message) for buyer in self._buyers.values()]
         highest = max((b.amount for b in auction.bids), default=0)
@@ -573,6 +572,6 @@ class Auction:
         self._stopping = True
         if self._auction is None:
             if self._seller is not None:
-                self._drop_seller(encode("CANCELLED", "shutdown"))
+                self._drop_seller(encode("CANCELLED", CancelReason.SHUTDOWN.value))
             return
-        self._cancel("shutdown")
+        self._cancel(CancelReason.SHUTDOWN)

@@ -12,16 +12,25 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .protocol import CancelReason, Pricing
+
+
+class IdentityEnum(enum.Enum):
+    """An Enum hashed by identity, in C.
+
+    Members are singletons compared by identity; Enum's own hash is a
+    Python-level hash of the name, and these are looked up for every event
+    (the transition table's keys, the console's sets of log kinds).
+    """
+
+    __hash__ = object.__hash__
+
+
 # --- the machine's states ----------------------------------------------------------
 
 
-class State(enum.Enum):
+class State(IdentityEnum):
     """The four states of PROTOCOL.md."""
-
-    # Members are singletons compared by identity: hash them by identity too,
-    # in C, instead of Enum's Python-level hash of the name (every event looks
-    # up the transition table with a state and a role in its key).
-    __hash__ = object.__hash__
 
     WAITING_SELLER = "waiting-seller"
     WAITING_BUYERS = "waiting-buyers"
@@ -97,11 +106,53 @@ class Close:
     conn: int
 
 
+class LogKind(IdentityEnum):
+    """Every kind of thing a person watching the server is told; text.py words
+    each one, filled in with the ``args`` of its ``Log``."""
+
+    # from the auction machine
+    SELLER_CONNECTED = "seller_connected"  #: (peer,)
+    REQUEST_ACCEPTED = "request_accepted"  #: (pricing, min_price, buyers, item)
+    STATE = "state"  #: (state,)
+    BUYER_CONNECTED = "buyer_connected"  #: (number, peer)
+    BIDDING_STARTS = "bidding_starts"
+    BID = "bid"  #: (number, amount)
+    SOLD = "sold"  #: (highest, price)
+    UNSOLD = "unsold"  #: (highest, min_price)
+    BUSY = "busy"  #: (peer, state)
+    SELLER_LEFT_EARLY = "seller_left_early"  #: (peer,)
+    SELLER_TIMEOUT = "seller_timeout"  #: (peer,)
+    SELLER_LEFT_WAITING = "seller_left_waiting"
+    BUYER_LEFT_WAITING = "buyer_left_waiting"  #: (number,)
+    SELLER_LEFT = "seller_left"
+    BUYER_LEFT = "buyer_left"  #: (number,)
+    ABSTAINS = "abstains"  #: (number,)
+    BID_DEADLINE = "bid_deadline"  #: (buyers that did not bid,)
+    CANCELLED = "cancelled"  #: (reason,)
+    LINE_TOO_LONG = "line_too_long"  #: (peer,)
+    INVALID_REQUEST = "invalid_request"  #: (peer, why)
+    INVALID_BID = "invalid_bid"  #: (number,)
+    # from the shells that run it (the server, the benchmark baselines)
+    READY = "ready"
+    LISTENING = "listening"  #: (host, port)
+    OPENED = "opened"  #: (conn, peer)
+    CLOSED = "closed"  #: (conn, how)
+    RECORDED = "recorded"  #: (auction number, ledger path)
+    LEDGER_WAITING = "ledger_waiting"  #: (error,)
+    LEDGER_FAILED = "ledger_failed"  #: (error,)
+    LEDGER_GAVE_UP = "ledger_gave_up"
+    SHUTDOWN = "shutdown"
+    FD_LIMIT = "fd_limit"  #: (requested, allowed)
+    FD_EXHAUSTED = "fd_exhausted"  #: (error text,)
+    CONNECTION_ERROR = "connection_error"  #: (conn, error)
+    FATAL = "fatal"  #: (error,)
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     """Something a person watching the server should see; text.py words it."""
 
-    kind: str
+    kind: LogKind
     args: tuple[object, ...] = ()
 
 
@@ -121,12 +172,12 @@ class AuctionRecord:
     """What the ledger keeps of one auction that reached START."""
 
     item: str
-    kind: int
+    pricing: Pricing
     min_price: int
     buyers_requested: int
     buyers_connected: int
     outcome: str  #: "sold", "unsold" or "cancelled"
-    reason: str  #: why it was cancelled, else ""
+    reason: CancelReason | None  #: why it was cancelled (None: it was not)
     winner: int | None
     winner_peer: str
     highest: int

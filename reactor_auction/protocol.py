@@ -7,6 +7,7 @@ state machine, the client and the tests all call these functions.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 #: A line holds at most this many bytes, its terminator included.
@@ -16,10 +17,22 @@ MAX_DIGITS = 12
 #: An item name is 1 to this many printable characters.
 MAX_ITEM = 255
 
-FIRST_PRICE = 1
-SECOND_PRICE = 2
-
 _DIGITS = frozenset(b"0123456789")
+
+
+class Pricing(enum.Enum):
+    """The pricing rule: the request's ``type`` field on the wire."""
+
+    FIRST = 1  #: the winner pays its own bid
+    SECOND = 2  #: the winner pays max(the highest other bid, min_price)
+
+
+class CancelReason(enum.Enum):
+    """Why an auction was cancelled: the word after ``CANCELLED`` on the wire."""
+
+    SELLER_LEFT = "seller-left"
+    SHUTDOWN = "shutdown"
+    SERVER_ERROR = "server-error"  #: the machine failed; the server exits
 
 
 class InvalidInput(ValueError):
@@ -83,7 +96,7 @@ def parse_item(text: str) -> str:
 class Request:
     """A seller's accepted auction request."""
 
-    kind: int  #: FIRST_PRICE or SECOND_PRICE
+    pricing: Pricing
     min_price: int
     buyers: int
     item: str
@@ -101,16 +114,18 @@ def parse_request(line: bytes, max_buyers: int) -> Request:
         token, _, rest = rest.partition(" ")
         head.append(token)
         rest = rest.lstrip(" ")  # runs of spaces separate fields too
-    kind_text, min_text, buyers_text = head
+    pricing_text, min_text, buyers_text = head
     item_text = rest
-    kind = parse_number(kind_text)
-    if kind not in (FIRST_PRICE, SECOND_PRICE):
-        raise InvalidInput("type is 1 or 2")
+    pricing_number = parse_number(pricing_text)
+    try:
+        pricing = Pricing(pricing_number)
+    except ValueError:
+        raise InvalidInput("type is 1 or 2") from None
     min_price = parse_amount(min_text)
     buyers = parse_number(buyers_text)
     if not 1 <= buyers <= max_buyers:
         raise InvalidInput(f"buyers is 1 to {max_buyers}")
-    return Request(kind, min_price, buyers, parse_item(item_text))
+    return Request(pricing, min_price, buyers, parse_item(item_text))
 
 
 def parse_bid(line: bytes) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from . import __version__, text
 from .auction import Auction
 from .cli import non_negative_int, port_number, positive_int, positive_seconds
+from .events import LogKind
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
 from .reactor import ListenError, Loop, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
@@ -45,7 +46,7 @@ class ConsoleLog:
         self.quiet = quiet
         self.verbose = verbose
 
-    def __call__(self, kind: str, args: tuple[object, ...]) -> None:
+    def __call__(self, kind: LogKind, args: tuple[object, ...]) -> None:
         if kind in text.ERRORS:
             stream = sys.stderr
         elif self.quiet or (kind in text.VERBOSE and not self.verbose):
@@ -142,7 +143,7 @@ def max_buyers_allowed(requested: int, log: ConsoleLog) -> int:
     if requested <= soft - FD_RESERVE:
         return requested
     allowed = max(1, soft - FD_RESERVE)
-    log("fd_limit", (requested, allowed))
+    log(LogKind.FD_LIMIT, (requested, allowed))
     return allowed
 
 
@@ -173,12 +174,12 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_LISTEN
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.shutdown)
-    log("listening", (args.host or "*", listener.port))
-    log("ready", ())
+    log(LogKind.LISTENING, (args.host or "*", listener.port))
+    log(LogKind.READY, ())
     try:
         loop.run()
     except Exception as exc:  # FatalError, or a bug in the loop itself
-        log("fatal", (exc,))
+        log(LogKind.FATAL, (exc,))
         service.abort_all()
         return EXIT_INTERNAL
     finally:

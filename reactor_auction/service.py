@@ -22,6 +22,7 @@ from .events import (
     LineReceived,
     LineTooLong,
     Log,
+    LogKind,
     Record,
     Recorded,
     Send,
@@ -34,7 +35,7 @@ from .ledger import Ledger, LedgerBusy, LedgerError
 from .reactor import FatalError, Listener, Loop, Stream, Timer, format_address
 
 #: Emit a log event: (kind, args), worded by text.server_line.
-Emit = Callable[[str, tuple[object, ...]], None]
+Emit = Callable[[LogKind, tuple[object, ...]], None]
 
 #: Unsent output a client may leave unread before it counts as departed.
 MAX_OUTPUT = 64 * 1024
@@ -105,7 +106,7 @@ class AuctionService:
             port,
             self._accept,
             backlog=backlog,
-            on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
+            on_exhausted=lambda exc: self._emit(LogKind.FD_EXHAUSTED, (exc.strerror,)),
             send_buffer=SEND_BUFFER,
         )
         return self._listener
@@ -117,7 +118,7 @@ class AuctionService:
         if self._stopping_since is not None:
             self._loop.stop()
             return
-        self._emit("shutdown", ())
+        self._emit(LogKind.SHUTDOWN, ())
         self._begin_stop()
         self._feed(Shutdown())
         self._stop_when_idle()
@@ -169,7 +170,7 @@ class AuctionService:
             peer=format_address(address),
         )
         self._conns[conn_id] = _Conn(stream)
-        self._emit("opened", (conn_id, stream.peer))
+        self._emit(LogKind.OPENED, (conn_id, stream.peer))
         self._feed(Connected(conn_id, stream.peer))
 
     def data_received(self, stream: Stream, data: bytes) -> None:
@@ -214,8 +215,10 @@ class AuctionService:
     def connection_lost(self, stream: Stream, exc: BaseException | None) -> None:
         conn = self._conns.pop(stream.tag)
         if exc is not None and not isinstance(exc, OSError):
-            self._emit("connection_error", (stream.tag, repr(exc)))
-        self._emit("closed", (stream.tag, "ok" if exc is None else str(exc) or type(exc).__name__))
+            self._emit(LogKind.CONNECTION_ERROR, (stream.tag, repr(exc)))
+        self._emit(
+            LogKind.CLOSED, (stream.tag, "ok" if exc is None else str(exc) or type(exc).__name__)
+        )
         if not conn.detached:
             conn.detached = True
             self._feed(Departed(stream.tag))
@@ -305,21 +308,21 @@ class AuctionService:
             except (LedgerBusy, LedgerError) as exc:
                 self._ledger_retry(exc)
                 return
-            self._emit("recorded", (number, self._ledger.path))
+            self._emit(LogKind.RECORDED, (number, self._ledger.path))
         self._pending = None
         self._feed(Recorded())
 
     def _ledger_retry(self, exc: Exception) -> None:
         if isinstance(exc, LedgerBusy):
             if self._retry_delay == LEDGER_RETRY_FIRST:
-                self._emit("ledger_waiting", (exc,))
+                self._emit(LogKind.LEDGER_WAITING, (exc,))
         else:
-            self._emit("ledger_failed", (exc,))
+            self._emit(LogKind.LEDGER_FAILED, (exc,))
         stopping = self._stopping_since
         if stopping is not None and self._loop.time() - stopping > SHUTDOWN_GRACE / 2:
             # Stopping and the ledger will not take it: tell the clients anyway
             # (CANCELLED shutdown is not a result) rather than leave them hanging.
-            self._emit("ledger_gave_up", ())
+            self._emit(LogKind.LEDGER_GAVE_UP, ())
             self._pending = None
             self._feed(Recorded())
             return

@@ -29,6 +29,7 @@ from reactor_auction.events import (
     LineReceived,
     LineTooLong,
     Log,
+    LogKind,
     Record,
     Recorded,
     Send,
@@ -37,6 +38,7 @@ from reactor_auction.events import (
     Tick,
 )
 from reactor_auction.outcome import Outcome, settle
+from reactor_auction.protocol import CancelReason, Pricing
 
 WS, WB, BIDDING, FINISHING = (
     State.WAITING_SELLER,
@@ -50,7 +52,10 @@ SELLER, BUYER, NEW, NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
 S = 1
 B1, B2, B3, B4 = 11, 12, 13, 14
 #: The log kind of each party's departure after the auction started.
-LEFT = {S: "seller_left", B1: "buyer_left", B2: "buyer_left", B3: "buyer_left"}
+LEFT = {
+    S: LogKind.SELLER_LEFT, B1: LogKind.BUYER_LEFT, B2: LogKind.BUYER_LEFT,
+    B3: LogKind.BUYER_LEFT,
+}
 REQUEST_TIMEOUT = 10.0
 BID_TIMEOUT = 20.0
 T0 = 100.0
@@ -126,7 +131,7 @@ class Harness:
     def closed(self, conn: int) -> bool:
         return self.closes[conn] == 1
 
-    def kinds(self) -> list[str]:
+    def kinds(self) -> list[LogKind]:
         """Return (and forget) the kinds of the log events so far."""
         kinds = [log.kind for log in self.logs]
         self.logs.clear()
@@ -241,7 +246,7 @@ def test_ws_first_connection_becomes_seller_and_starts_request_deadline() -> Non
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(S) == ["ROLE SELLER", "REQUEST"]
     assert h.auction.deadline == T0 + REQUEST_TIMEOUT
-    assert h.kinds() == ["seller_connected"]
+    assert h.kinds() == [LogKind.SELLER_CONNECTED]
     assert h.logs == [] and not h.closed(S)
 
 
@@ -262,7 +267,7 @@ def test_ws_valid_request_starts_the_auction() -> None:
     assert h.say(S, b"  2   100 3  Wolf Pack Sword  ") == ["START"]
     assert h.state is WB
     assert h.auction.deadline is None  # no deadline while buyers gather
-    assert h.kinds() == ["request_accepted", "state"]
+    assert h.kinds() == [LogKind.REQUEST_ACCEPTED, LogKind.STATE]
     assert h.logs == []
 
 
@@ -277,7 +282,7 @@ def test_ws_invalid_request_reprompts(line: bytes) -> None:
     for _ in range(3):  # any number of times
         assert h.say(S, line) == ["INVALID request", "REQUEST"]
     assert h.state is WS
-    assert h.kinds() == ["invalid_request"] * 3
+    assert h.kinds() == [LogKind.INVALID_REQUEST] * 3
     assert h.auction.deadline == T0 + REQUEST_TIMEOUT  # an invalid line does not extend it
     assert h.say(S, b"1 5 1 X") == ["START"]
 
@@ -289,7 +294,7 @@ def test_ws_seller_line_too_long_is_a_departure() -> None:
     h.kinds()
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
-    assert h.kinds() == ["line_too_long", "seller_left_early"]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LogKind.SELLER_LEFT_EARLY]
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]  # the next seller
 
@@ -302,7 +307,7 @@ def test_ws_seller_leaving_before_start_frees_the_seat(event: type) -> None:
     h.kinds()
     h(event(S))
     assert h.read(S) == [] and h.closed(S)  # it went away: no line, just Close
-    assert h.kinds() == ["seller_left_early"]
+    assert h.kinds() == [LogKind.SELLER_LEFT_EARLY]
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
     h(Shutdown())
@@ -319,7 +324,7 @@ def test_ws_request_deadline() -> None:
     assert not h.closed(S) and h.kinds() == []
     h(Tick(), at=T0 + REQUEST_TIMEOUT)
     assert h.read(S) == ["TIMEOUT"] and h.closed(S)
-    assert h.kinds() == ["seller_timeout"]
+    assert h.kinds() == [LogKind.SELLER_TIMEOUT]
     assert h.state is WS and h.auction.deadline is None
     # The next seller gets a fresh deadline from its own arrival.
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
@@ -395,7 +400,8 @@ def test_wb_buyers_join_until_the_count_then_bidding_starts() -> None:
     assert h.state is BIDDING
     assert h.auction.deadline == T0 + 5 + BID_TIMEOUT
     assert h.kinds() == [
-        "buyer_connected", "buyer_connected", "buyer_connected", "bidding_starts", "state",
+        LogKind.BUYER_CONNECTED, LogKind.BUYER_CONNECTED, LogKind.BUYER_CONNECTED,
+        LogKind.BIDDING_STARTS, LogKind.STATE,
     ]
 
 
@@ -440,9 +446,11 @@ def test_wb_seller_line_too_long_cancels() -> None:
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
     assert h.state is FINISHING
-    assert h.kinds() == ["line_too_long", "seller_left_waiting", "cancelled", "state"]
+    assert h.kinds() == [
+        LogKind.LINE_TOO_LONG, LogKind.SELLER_LEFT_WAITING, LogKind.CANCELLED, LogKind.STATE,
+    ]
     record = h.records[-1]
-    assert (record.outcome, record.reason) == ("cancelled", "seller-left")
+    assert (record.outcome, record.reason) == ("cancelled", CancelReason.SELLER_LEFT)
     h.assert_quiet()  # buyers are told only after the record is committed
     h(Recorded())
     assert h.read(B1) == ["CANCELLED seller-left"] and h.read(B2) == ["CANCELLED seller-left"]
@@ -457,7 +465,7 @@ def test_wb_buyer_line_too_long_frees_its_place() -> None:
     h.kinds()
     h(LineTooLong(B2))
     assert h.read(B2) == ["ERROR line-too-long"] and h.closed(B2)
-    assert h.kinds() == ["line_too_long", "buyer_left_waiting"]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LogKind.BUYER_LEFT_WAITING]
     assert h.state is WB and h.auction.buyers_connected == 1
     assert h.connect(B3) == ["ROLE BUYER 3", "WAITING 2 3"]  # numbers are never reused
 
@@ -486,7 +494,7 @@ def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
     h.kinds()
     h(event(B2))
     assert h.read(B2) == [] and h.closed(B2)
-    assert h.kinds() == ["buyer_left_waiting"]
+    assert h.kinds() == [LogKind.BUYER_LEFT_WAITING]
     assert h.auction.buyers_connected == 1 and h.state is WB
     assert h.connect(B3) == ["ROLE BUYER 3", "WAITING 2 3"]
     h(event(B1))
@@ -505,9 +513,9 @@ def test_wb_seller_departure_cancels_after_the_record() -> None:
     h(Departed(S), at=T0 + 3)
     assert h.closed(S) and h.read(S) == []
     assert h.state is FINISHING
-    assert h.kinds() == ["seller_left_waiting", "cancelled", "state"]
+    assert h.kinds() == [LogKind.SELLER_LEFT_WAITING, LogKind.CANCELLED, LogKind.STATE]
     record = h.records[-1]
-    assert record.outcome == "cancelled" and record.reason == "seller-left"
+    assert record.outcome == "cancelled" and record.reason is CancelReason.SELLER_LEFT
     assert record.buyers_requested == 3 and record.buyers_connected == 2
     assert record.winner is None and record.price == 0 and record.bids == ()
     assert record.ended_at == T0 + 3
@@ -517,7 +525,7 @@ def test_wb_seller_departure_cancels_after_the_record() -> None:
     h(Recorded())
     assert h.read(B1) == ["CANCELLED seller-left"]
     assert h.read(B2) == ["CANCELLED seller-left"]
-    assert h.state is WS and h.kinds() == ["state"]
+    assert h.state is WS and h.kinds() == [LogKind.STATE]
     h.assert_all_closed()
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]  # back to waiting-seller
 
@@ -538,8 +546,8 @@ def test_wb_shutdown_records_then_cancels() -> None:
     h(Shutdown())
     h.assert_quiet()  # the record comes first
     assert h.state is FINISHING
-    assert [(r.outcome, r.reason) for r in h.records] == [("cancelled", "shutdown")]
-    assert h.kinds() == ["cancelled", "state"]
+    assert [(r.outcome, r.reason) for r in h.records] == [("cancelled", CancelReason.SHUTDOWN)]
+    assert h.kinds() == [LogKind.CANCELLED, LogKind.STATE]
     h(Recorded())
     for conn in (S, B1, B2):
         assert h.read(conn) == ["CANCELLED shutdown"]
@@ -556,7 +564,7 @@ def test_bidding_newcomer_is_busy() -> None:
     bidding(h)
     h.kinds()
     assert h.connect(90) == ["BUSY"] and h.closed(90)
-    assert h.kinds() == ["busy"]
+    assert h.kinds() == [LogKind.BUSY]
     assert h.state is BIDDING
 
 
@@ -575,9 +583,9 @@ def test_bidding_bids_invalid_then_accepted_then_done() -> None:
     h.kinds()
     for bad in (b"some wrong bid", b"", b"0", b"-5", b"1_0", "١٢٣".encode(), b"\xff"):
         assert h.say(B1, bad) == ["INVALID bid", "BID"]
-    assert h.kinds() == ["invalid_bid"] * 7
+    assert h.kinds() == [LogKind.INVALID_BID] * 7
     assert h.say(B1, b" 120 ") == ["ACCEPTED"]
-    assert h.kinds() == ["bid"]
+    assert h.kinds() == [LogKind.BID]
     assert h.say(B1, b"999") == ["DONE"]  # one bid per buyer: it is final
     assert h.say(B1, b"x") == ["DONE"]
     h.say(B2, b"150")
@@ -639,7 +647,7 @@ def test_bidding_buyer_input_ended_abstains_but_gets_result() -> None:
     bidding(h)
     h.kinds()
     h(InputEnded(B1))
-    assert h.kinds() == ["abstains"]
+    assert h.kinds() == [LogKind.ABSTAINS]
     assert not h.closed(B1)
     assert h.say(B2, b"150") == ["ACCEPTED"]
     assert h(InputEnded(B2)) == []  # after a bid: nothing changes
@@ -669,7 +677,7 @@ def test_bidding_seller_departure_auction_goes_on() -> None:
     bidding(h)
     h.kinds()
     h(Departed(S))
-    assert h.closed(S) and h.kinds() == ["seller_left"]
+    assert h.closed(S) and h.kinds() == [LogKind.SELLER_LEFT]
     assert h.state is BIDDING
     for conn, amount in ((B1, b"120"), (B2, b"150"), (B3, b"180")):
         h.say(conn, amount)
@@ -689,7 +697,7 @@ def test_bidding_buyer_departure_without_bid_abstains() -> None:
     h.kinds()
     h(Departed(B3))  # the last one undecided: the auction ends now
     assert h.closed(B3)
-    assert h.kinds() == ["buyer_left", "state", "sold"]
+    assert h.kinds() == [LogKind.BUYER_LEFT, LogKind.STATE, LogKind.SOLD]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(B2) == ["WON 120 WolfPackSword"]
@@ -749,7 +757,7 @@ def test_bidding_deadline_settles_with_abstentions() -> None:
     assert h.state is BIDDING and h.kinds() == []
     h(Tick(), at=T0 + BID_TIMEOUT)
     assert h.state is FINISHING and h.auction.deadline is None
-    assert h.kinds() == ["bid_deadline", "state", "sold"]
+    assert h.kinds() == [LogKind.BID_DEADLINE, LogKind.STATE, LogKind.SOLD]
     assert h.say(B1, b"999") == ["DONE"]  # too late: finishing
     h(Recorded())
     assert h.read(B2) == ["WON 100 WolfPackSword"]  # single bid pays min_price
@@ -777,7 +785,9 @@ def test_bidding_shutdown_records_bids_then_cancels() -> None:
     h.assert_quiet()
     assert h.state is FINISHING and h.auction.deadline is None
     record = h.records[0]
-    assert (record.outcome, record.reason, record.highest) == ("cancelled", "shutdown", 120)
+    assert (record.outcome, record.reason, record.highest) == (
+        "cancelled", CancelReason.SHUTDOWN, 120,
+    )
     assert [b.amount for b in record.bids] == [120]
     h(Recorded())
     for conn in (S, B1, B2, B3):
@@ -793,7 +803,7 @@ def test_finishing_newcomer_is_busy() -> None:
     h = Harness()
     finishing(h)
     assert h.connect(90) == ["BUSY"] and h.closed(90)
-    assert h.kinds() == ["busy"]
+    assert h.kinds() == [LogKind.BUSY]
 
 
 @covers((FINISHING, LineReceived, SELLER), (FINISHING, LineReceived, BUYER))
@@ -812,7 +822,7 @@ def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
     finishing(h)
     h(LineTooLong(conn))
     assert h.read(conn) == ["ERROR line-too-long"] and h.closed(conn)
-    assert h.kinds() == ["line_too_long", LEFT[conn]]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LEFT[conn]]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(conn) == []
@@ -866,7 +876,7 @@ def test_finishing_recorded_releases_results_and_resets() -> None:
     assert h.read(B1) == ["LOST WolfPackSword"]
     assert h.read(B2) == ["LOST WolfPackSword"]
     assert h.read(B3) == ["WON 150 WolfPackSword"]
-    assert h.kinds() == ["state"]
+    assert h.kinds() == [LogKind.STATE]
     assert h.state is WS and h.auction.deadline is None
     h.assert_all_closed()
     # A fresh auction: a new seller, buyer numbers from 1 again.
@@ -881,7 +891,9 @@ def test_finishing_shutdown_replaces_the_result_with_cancelled() -> None:
     finishing(h)
     h(Shutdown())
     h.assert_quiet()
-    assert [(r.outcome, r.reason) for r in h.records] == [("sold", ""), ("cancelled", "shutdown")]
+    assert [(r.outcome, r.reason) for r in h.records] == [
+        ("sold", None), ("cancelled", CancelReason.SHUTDOWN),
+    ]
     assert h.records[1].highest == 180 and len(h.records[1].bids) == 3
     assert h.state is FINISHING
     h(Recorded())
@@ -1002,7 +1014,7 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "min_price", "bids", "want"),
+    ("pricing", "min_price", "bids", "want"),
     [
         # the transcript: second price pays the second-highest
         (2, 100, [(1, 120), (2, 150), (3, 180)], Outcome(True, 180, 150, 3)),
@@ -1031,8 +1043,8 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
          Outcome(True, 999_999_999_999, 999_999_999_998, 1)),
     ],
 )
-def test_settle(kind: int, min_price: int, bids: list[tuple[int, int]], want: Outcome) -> None:
-    assert settle(kind, min_price, bids) == want
+def test_settle(pricing: int, min_price: int, bids: list[tuple[int, int]], want: Outcome) -> None:
+    assert settle(Pricing(pricing), min_price, bids) == want
 
 
 def test_transcript_auction_end_to_end() -> None:
@@ -1053,28 +1065,28 @@ def test_transcript_auction_end_to_end() -> None:
     h.assert_all_closed()
     # The log events come in the order of the transcript's server text.
     assert [(log.kind, log.args) for log in h.logs] == [
-        ("seller_connected", (peer(S),)),
-        ("request_accepted", (2, 100, 3, "WolfPackSword")),
-        ("state", ("waiting-buyers",)),
-        ("buyer_connected", (1, peer(B1))),
-        ("buyer_connected", (2, peer(B2))),
-        ("buyer_connected", (3, peer(B3))),
-        ("bidding_starts", ()),
-        ("state", ("bidding",)),
-        ("bid", (1, 120)),
-        ("bid", (2, 150)),
-        ("bid", (3, 180)),
-        ("state", ("finishing",)),
-        ("sold", (180, 150)),
-        ("state", ("waiting-seller",)),
+        (LogKind.SELLER_CONNECTED, (peer(S),)),
+        (LogKind.REQUEST_ACCEPTED, (Pricing.SECOND, 100, 3, "WolfPackSword")),
+        (LogKind.STATE, (WB,)),
+        (LogKind.BUYER_CONNECTED, (1, peer(B1))),
+        (LogKind.BUYER_CONNECTED, (2, peer(B2))),
+        (LogKind.BUYER_CONNECTED, (3, peer(B3))),
+        (LogKind.BIDDING_STARTS, ()),
+        (LogKind.STATE, (BIDDING,)),
+        (LogKind.BID, (1, 120)),
+        (LogKind.BID, (2, 150)),
+        (LogKind.BID, (3, 180)),
+        (LogKind.STATE, (FINISHING,)),
+        (LogKind.SOLD, (180, 150)),
+        (LogKind.STATE, (WS,)),
     ]
     (record,) = h.records
     assert record.item == "WolfPackSword"
-    assert (record.kind, record.min_price, record.buyers_requested, record.buyers_connected) == (
-        2, 100, 3, 3,
+    assert (record.pricing, record.min_price, record.buyers_requested, record.buyers_connected) == (
+        Pricing.SECOND, 100, 3, 3,
     )
     assert (record.outcome, record.reason, record.winner, record.winner_peer) == (
-        "sold", "", 3, peer(B3),
+        "sold", None, 3, peer(B3),
     )
     assert (record.highest, record.price) == (180, 150)
     assert (record.started_at, record.ended_at, record.seller_peer) == (T0 + 1, T0 + 12, peer(S))

@@ -21,7 +21,7 @@ from hostile_tools import fd_count, reset, wait_until
 from test_server import ours_only
 
 from reactor_auction.outcome import settle
-from reactor_auction.protocol import FINAL
+from reactor_auction.protocol import FINAL, Pricing
 
 Start = Callable[..., ServerProcess]
 
@@ -207,7 +207,7 @@ class Chaos:
             silent = silent or way == "silent"
             listening.append(buyer)
 
-        outcome = settle(kind, min_price, accepted)
+        outcome = settle(Pricing(kind), min_price, accepted)
         self.recorded.append((item, "sold" if outcome.sold else "unsold"))
         for buyer in listening:
             if outcome.sold:

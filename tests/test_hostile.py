@@ -45,7 +45,7 @@ from test_server import (
 
 from reactor_auction import reactor
 from reactor_auction.auction import Auction
-from reactor_auction.events import State
+from reactor_auction.events import LogKind, State
 from reactor_auction.reactor import FatalError, Listener, Loop, Stream
 from reactor_auction.service import AuctionService
 
@@ -686,10 +686,10 @@ def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
     """A fault while the shell serves one client (here: the log it writes
     fails once) closes that client only, with one error line; the auction
     goes on with the next seller."""
-    logged: list[str] = []
-    faults = ["invalid_request"]
+    logged: list[LogKind] = []
+    faults = [LogKind.INVALID_REQUEST]
 
-    def emit(kind: str, args: tuple[object, ...]) -> None:
+    def emit(kind: LogKind, args: tuple[object, ...]) -> None:
         if kind in faults:
             faults.remove(kind)
             raise RuntimeError("console bug")
@@ -704,8 +704,8 @@ def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
     first.expect(b"ROLE SELLER", b"REQUEST")
     first.send(b"nonsense\n")
     run_until(loop, lambda: service.connections == 0)
-    assert logged.count("connection_error") == 1  # one line...
-    assert logged.count("seller_left_early") == 1  # ...and a departure of that client only
+    assert logged.count(LogKind.CONNECTION_ERROR) == 1  # one line...
+    assert logged.count(LogKind.SELLER_LEFT_EARLY) == 1  # ...and a departure of that client only
     first.expect(b"INVALID request", b"REQUEST")  # the machine's replies were carried out
     first.expect_closed()
 

@@ -238,7 +238,7 @@ class AuctionMachine(RuleBasedStateMachine):
         assert [(b.buyer, b.amount) for b in record.bids] == self.accepted
         if record.outcome == "cancelled":
             return
-        outcome = settle(request.kind, request.min_price, self.accepted)
+        outcome = settle(request.pricing, request.min_price, self.accepted)
         assert record.outcome == ("sold" if outcome.sold else "unsold")
         assert (record.winner, record.price, record.highest) == (
             outcome.winner, outcome.price, outcome.highest
@@ -343,7 +343,8 @@ class AuctionMachine(RuleBasedStateMachine):
             last = self.shell.sent[conn][-1]
             assert conn not in self.shell.open
             if record.outcome == "cancelled":
-                want = encode("CANCELLED", record.reason)
+                assert record.reason is not None
+                want = encode("CANCELLED", record.reason.value)
             elif conn == self.seller:
                 want = encode("SOLD", record.price, item) if record.outcome == "sold" else (
                     encode("UNSOLD", record.highest, item))

@@ -15,6 +15,7 @@ from reactor_auction.protocol import (
     MAX_ITEM,
     SERVER_GRAMMAR,
     InvalidInput,
+    Pricing,
     ProtocolError,
     Request,
     ServerMessage,
@@ -25,6 +26,8 @@ from reactor_auction.protocol import (
     parse_request,
     parse_server_line,
 )
+
+FIRST, SECOND = Pricing.FIRST, Pricing.SECOND
 
 # --- the number rule ---------------------------------------------------------------
 
@@ -94,16 +97,16 @@ def test_amount_accepts_the_largest_number() -> None:
 @pytest.mark.parametrize(
     ("line", "want"),
     [
-        (b"2 100 3 WolfPackSword", Request(2, 100, 3, "WolfPackSword")),
-        (b"1 1 1 X", Request(1, 1, 1, "X")),
+        (b"2 100 3 WolfPackSword", Request(SECOND, 100, 3, "WolfPackSword")),
+        (b"1 1 1 X", Request(FIRST, 1, 1, "X")),
         # runs of spaces separate fields; spaces around the line are trimmed
-        (b"  1   100    2     Old   Map  ", Request(1, 100, 2, "Old   Map")),
-        (b"2 100 3 Wolf Pack Sword", Request(2, 100, 3, "Wolf Pack Sword")),
-        (b"1 007 0002 x", Request(1, 7, 2, "x")),
-        ("1 5 1 Épée à deux mains".encode(), Request(1, 5, 1, "Épée à deux mains")),
-        (b"1 5 10 " + b"x" * MAX_ITEM, Request(1, 5, 10, "x" * MAX_ITEM)),
-        (b"1 5 1 " + "é".encode() * MAX_ITEM, Request(1, 5, 1, "é" * MAX_ITEM)),
-        (b"1 999999999999 1 big", Request(1, 999_999_999_999, 1, "big")),
+        (b"  1   100    2     Old   Map  ", Request(FIRST, 100, 2, "Old   Map")),
+        (b"2 100 3 Wolf Pack Sword", Request(SECOND, 100, 3, "Wolf Pack Sword")),
+        (b"1 007 0002 x", Request(FIRST, 7, 2, "x")),
+        ("1 5 1 Épée à deux mains".encode(), Request(FIRST, 5, 1, "Épée à deux mains")),
+        (b"1 5 10 " + b"x" * MAX_ITEM, Request(FIRST, 5, 10, "x" * MAX_ITEM)),
+        (b"1 5 1 " + "é".encode() * MAX_ITEM, Request(FIRST, 5, 1, "é" * MAX_ITEM)),
+        (b"1 999999999999 1 big", Request(FIRST, 999_999_999_999, 1, "big")),
     ],
 )
 def test_request_valid(line: bytes, want: Request) -> None:

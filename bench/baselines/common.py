@@ -28,6 +28,7 @@ from reactor_auction.events import (
     Departed,
     Event,
     Log,
+    LogKind,
     Record,
     Recorded,
     Send,
@@ -75,8 +76,8 @@ class Options:
 
     def listening(self, port: int) -> None:
         """Say so, as auc_server does: the port (--verbose only), then ready."""
-        self.log("listening", (self.host or "*", port))
-        self.log("ready", ())
+        self.log(LogKind.LISTENING, (self.host or "*", port))
+        self.log(LogKind.READY, ())
 
 
 def parse_options(prog: str, what: str, argv: Sequence[str] | None = None) -> Options:
@@ -161,7 +162,7 @@ class Shell:
     def __init__(
         self,
         auction: Auction,
-        emit: Callable[[str, tuple[object, ...]], None],
+        emit: Callable[[LogKind, tuple[object, ...]], None],
         arm: Callable[[float | None], None],
     ) -> None:
         """``arm(when)`` must call ``on_deadline`` at monotonic time ``when``
@@ -190,7 +191,7 @@ class Shell:
     def shutdown(self) -> None:
         """SIGINT/SIGTERM: every client is told ``CANCELLED shutdown``."""
         self.stopping = True
-        self.emit("shutdown", ())
+        self.emit(LogKind.SHUTDOWN, ())
         self.feed(Shutdown())
 
     def on_deadline(self) -> None:
