@@ -45,7 +45,7 @@ from .events import (
     Tick,
 )
 from .outcome import Outcome, settle
-from .protocol import CancelReason, InvalidInput, Request, encode
+from .protocol import CancelReason, InvalidInput, Request
 
 
 class Role(IdentityEnum):
@@ -62,11 +62,6 @@ _TICK = Tick()
 
 class AuctionError(RuntimeError):
     """An event the transition table does not allow: a bug in the caller."""
-
-
-#: What a shell tells every client when the machine itself failed (raised):
-#: nothing the machine says can be trusted any more, so the auction is over.
-SERVER_ERROR_LINE = encode("CANCELLED", CancelReason.SERVER_ERROR.value)
 
 
 # --- participants --------------------------------------------------------------
@@ -149,19 +144,6 @@ TRANSITIONS: dict[tuple[State, type, Role], str] = {
     (_S.FINISHING, Recorded, _R.NONE): "_announce",
     (_S.FINISHING, Shutdown, _R.NONE): "_shutdown",
 }
-
-_MSG_ROLE_SELLER = encode("ROLE", "SELLER")
-_MSG_REQUEST = encode("REQUEST")
-_MSG_INVALID_REQUEST = encode("INVALID", "request")
-_MSG_START = encode("START")
-_MSG_BID = encode("BID")
-_MSG_INVALID_BID = encode("INVALID", "bid")
-_MSG_ACCEPTED = encode("ACCEPTED")
-_MSG_NOTYET = encode("NOTYET")
-_MSG_DONE = encode("DONE")
-_MSG_BUSY = encode("BUSY")
-_MSG_TIMEOUT = encode("TIMEOUT")
-_MSG_LINE_TOO_LONG = encode("ERROR", "line-too-long")
 
 
 class Auction:
@@ -312,20 +294,20 @@ class Auction:
 
     def _busy(self, event: Connected) -> None:
         self._log(LogKind.BUSY, event.peer, self.state)
-        self._final(event.conn, _MSG_BUSY)
+        self._final(event.conn, protocol.busy())
 
     def _done(self, event: LineReceived) -> None:
-        self._send(event.conn, _MSG_DONE)
+        self._send(event.conn, protocol.done())
 
     def _notyet(self, event: LineReceived) -> None:
-        self._send(event.conn, _MSG_NOTYET)
+        self._send(event.conn, protocol.notyet())
 
     def _input_ended(self, event: InputEnded) -> None:
         pass  # Half-closed: it sends nothing more but still receives its result.
 
     def _too_long(self, event: LineTooLong) -> None:
         self._log(LogKind.LINE_TOO_LONG, self._party(event.conn).peer)
-        self._send(event.conn, _MSG_LINE_TOO_LONG)
+        self._send(event.conn, protocol.line_too_long())
         # The line cannot be framed any more: it is a departure.
         self._depart(event.conn)
 
@@ -351,8 +333,8 @@ class Auction:
         self._seller = _Party(event.conn, event.peer)
         self.deadline = self._now + self.request_timeout
         self._log(LogKind.SELLER_CONNECTED, event.peer)
-        self._send(event.conn, _MSG_ROLE_SELLER)
-        self._send(event.conn, _MSG_REQUEST)
+        self._send(event.conn, protocol.role_seller())
+        self._send(event.conn, protocol.request())
 
     def _seller_request(self, event: LineReceived) -> None:
         seller = self._seller
@@ -361,12 +343,12 @@ class Auction:
             request = protocol.parse_request(event.line, self.max_buyers)
         except InvalidInput as exc:
             self._log(LogKind.INVALID_REQUEST, seller.peer, str(exc))
-            self._send(seller.conn, _MSG_INVALID_REQUEST)
-            self._send(seller.conn, _MSG_REQUEST)
+            self._send(seller.conn, protocol.invalid_request())
+            self._send(seller.conn, protocol.request())
             return
         self.deadline = None
         self._auction = _Auction(request, seller, self._now)
-        self._send(seller.conn, _MSG_START)
+        self._send(seller.conn, protocol.start())
         self._log(
             LogKind.REQUEST_ACCEPTED, request.pricing, request.min_price, request.buyers,
             request.item,
@@ -394,7 +376,7 @@ class Auction:
         seller = self._seller
         assert seller is not None  # the deadline runs only while there is one
         self._log(LogKind.SELLER_TIMEOUT, seller.peer)
-        self._drop_seller(_MSG_TIMEOUT)
+        self._drop_seller(protocol.timeout())
 
     # -- waiting-buyers ---------------------------------------------------------
 
@@ -405,11 +387,11 @@ class Auction:
         self._next_number += 1
         self._buyers[event.conn] = buyer
         self._log(LogKind.BUYER_CONNECTED, buyer.number, event.peer)
-        self._send(event.conn, encode("ROLE", "BUYER", buyer.number))
+        self._send(event.conn, protocol.role_buyer(buyer.number))
         joined = len(self._buyers)  # all present: one that leaves now is removed
         needed = auction.request.buyers
         if joined < needed:
-            self._send(event.conn, encode("WAITING", joined, needed))
+            self._send(event.conn, protocol.waiting(joined, needed))
             return
         # The count is complete: bidding starts for everyone at once.
         self._log(LogKind.BIDDING_STARTS)
@@ -417,7 +399,7 @@ class Auction:
         self._undecided = joined
         self.deadline = self._now + self.bid_timeout
         for other in self._buyers.values():
-            self._send(other.conn, _MSG_BID)
+            self._send(other.conn, protocol.bid())
 
     def _buyer_left_waiting(self, event: InputEnded | Departed) -> None:
         buyer = self._buyers.pop(event.conn)
@@ -436,20 +418,20 @@ class Auction:
     def _bid(self, event: LineReceived) -> None:
         buyer = self._buyers[event.conn]
         if buyer.bid is not None:
-            self._send(buyer.conn, _MSG_DONE)
+            self._send(buyer.conn, protocol.done())
             return
         try:
             amount = protocol.parse_bid(event.line)
         except InvalidInput:
             self._log(LogKind.INVALID_BID, buyer.number)
-            self._send(buyer.conn, _MSG_INVALID_BID)
-            self._send(buyer.conn, _MSG_BID)
+            self._send(buyer.conn, protocol.invalid_bid())
+            self._send(buyer.conn, protocol.bid())
             return
         auction = self._auction
         assert auction is not None
         buyer.bid = amount
         auction.bids.append(BidRecord(buyer.number, amount, len(auction.bids) + 1, self._now))
-        self._send(buyer.conn, _MSG_ACCEPTED)
+        self._send(buyer.conn, protocol.accepted())
         self._log(LogKind.BID, buyer.number, amount)
         self._decided()
 
@@ -490,13 +472,13 @@ class Auction:
         winner_peer = ""
         if outcome.sold:
             self._log(LogKind.SOLD, outcome.highest, outcome.price)
-            seller_line = encode("SOLD", outcome.price, item)
+            seller_line = protocol.sold(outcome.price, item)
         else:
             self._log(LogKind.UNSOLD, outcome.highest, request.min_price)
-            seller_line = encode("UNSOLD", outcome.highest, item)
+            seller_line = protocol.unsold(outcome.highest, item)
         self._finals = [(auction.seller, seller_line)]
-        won = encode("WON", outcome.price, item)
-        lost = encode("LOST", item)
+        won = protocol.won(outcome.price, item)
+        lost = protocol.lost(item)
         for buyer in self._buyers.values():
             if outcome.winner == buyer.number:
                 winner_peer = buyer.peer
@@ -543,7 +525,7 @@ class Auction:
         self.deadline = None
         if self.state is not State.FINISHING:
             self._enter(State.FINISHING)
-        message = encode("CANCELLED", reason.value)
+        message = protocol.cancelled(reason)
         self._finals = [(auction.seller, message)]
         self._finals += [(buyer, message) for buyer in self._buyers.values()]
         highest = max((b.amount for b in auction.bids), default=0)
@@ -572,6 +554,6 @@ class Auction:
         self._stopping = True
         if self._auction is None:
             if self._seller is not None:
-                self._drop_seller(encode("CANCELLED", CancelReason.SHUTDOWN.value))
+                self._drop_seller(protocol.cancelled(CancelReason.SHUTDOWN))
             return
         self._cancel(CancelReason.SHUTDOWN)

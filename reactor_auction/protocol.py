@@ -142,6 +142,124 @@ def encode(keyword: str, *args: object) -> bytes:
     return (keyword + "\n").encode("ascii")
 
 
+# The server's lines, one builder each (the lines without arguments are built
+# once here: the machine sends them for every event).
+
+_ROLE_SELLER = encode("ROLE", "SELLER")
+_REQUEST = encode("REQUEST")
+_INVALID_REQUEST = encode("INVALID", "request")
+_START = encode("START")
+_BID = encode("BID")
+_INVALID_BID = encode("INVALID", "bid")
+_ACCEPTED = encode("ACCEPTED")
+_NOTYET = encode("NOTYET")
+_DONE = encode("DONE")
+_BUSY = encode("BUSY")
+_TIMEOUT = encode("TIMEOUT")
+_LINE_TOO_LONG = encode("ERROR", "line-too-long")
+_CANCELLED = {reason: encode("CANCELLED", reason.value) for reason in CancelReason}
+
+
+def role_seller() -> bytes:
+    """Return ``ROLE SELLER``: the first connection is the seller."""
+    return _ROLE_SELLER
+
+
+def request() -> bytes:
+    """Return ``REQUEST``: the seller is asked for its auction request."""
+    return _REQUEST
+
+
+def invalid_request() -> bytes:
+    """Return ``INVALID request`` (``REQUEST`` follows)."""
+    return _INVALID_REQUEST
+
+
+def start() -> bytes:
+    """Return ``START``: the request is accepted."""
+    return _START
+
+
+def role_buyer(number: int) -> bytes:
+    """Return ``ROLE BUYER <number>``."""
+    return encode("ROLE", "BUYER", number)
+
+
+def waiting(connected: int, needed: int) -> bytes:
+    """Return ``WAITING <connected> <needed>``."""
+    return encode("WAITING", connected, needed)
+
+
+def bid() -> bytes:
+    """Return ``BID``: the buyer is asked for its bid."""
+    return _BID
+
+
+def invalid_bid() -> bytes:
+    """Return ``INVALID bid`` (``BID`` follows)."""
+    return _INVALID_BID
+
+
+def accepted() -> bytes:
+    """Return ``ACCEPTED``: the bid is in, and final."""
+    return _ACCEPTED
+
+
+def notyet() -> bytes:
+    """Return ``NOTYET``: a buyer's line before the bidding started."""
+    return _NOTYET
+
+
+def done() -> bytes:
+    """Return ``DONE``: a line after the client's part is over."""
+    return _DONE
+
+
+def sold(price: int, item: str) -> bytes:
+    """Return ``SOLD <price> <item>``, the seller's result of a sale."""
+    return encode("SOLD", price, item)
+
+
+def unsold(highest: int, item: str) -> bytes:
+    """Return ``UNSOLD <highest> <item>``, everyone's result when not sold."""
+    return encode("UNSOLD", highest, item)
+
+
+def won(price: int, item: str) -> bytes:
+    """Return ``WON <price> <item>``, the winner's result."""
+    return encode("WON", price, item)
+
+
+def lost(item: str) -> bytes:
+    """Return ``LOST <item>``, the result of every other buyer of a sale."""
+    return encode("LOST", item)
+
+
+def busy() -> bytes:
+    """Return ``BUSY``: a newcomer the server cannot take now."""
+    return _BUSY
+
+
+def timeout() -> bytes:
+    """Return ``TIMEOUT``: the seller sent no valid request in time."""
+    return _TIMEOUT
+
+
+def cancelled(reason: CancelReason) -> bytes:
+    """Return ``CANCELLED <reason>``."""
+    return _CANCELLED[reason]
+
+
+def line_too_long() -> bytes:
+    """Return ``ERROR line-too-long``."""
+    return _LINE_TOO_LONG
+
+
+#: What a shell tells every client when the machine itself failed (raised):
+#: nothing the machine says can be trusted any more, so the auction is over.
+SERVER_ERROR_LINE = cancelled(CancelReason.SERVER_ERROR)
+
+
 # Field kinds in the grammar below.
 NUM = "num"  # a protocol number
 WORD = "word"  # one token of ASCII letters and hyphens

@@ -11,7 +11,7 @@ import itertools
 import socket
 from collections.abc import Callable
 
-from .auction import SERVER_ERROR_LINE, Auction
+from .auction import Auction
 from .events import (
     AuctionRecord,
     Close,
@@ -32,6 +32,7 @@ from .events import (
 from .framing import LineBuffer
 from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
+from .protocol import SERVER_ERROR_LINE
 from .reactor import FatalError, Listener, Loop, Stream, Timer, format_address
 
 #: Emit a log event: (kind, args), worded by text.server_line.

@@ -42,7 +42,6 @@ from reactor_auction.events import (
 from reactor_auction.framing import LineBuffer
 from reactor_auction.framing import LineTooLong as FramingTooLong
 from reactor_auction.outcome import settle
-from reactor_auction.protocol import encode
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -344,15 +343,15 @@ class AuctionMachine(RuleBasedStateMachine):
             assert conn not in self.shell.open
             if record.outcome == "cancelled":
                 assert record.reason is not None
-                want = encode("CANCELLED", record.reason.value)
+                want = protocol.cancelled(record.reason)
             elif conn == self.seller:
-                want = encode("SOLD", record.price, item) if record.outcome == "sold" else (
-                    encode("UNSOLD", record.highest, item))
+                want = protocol.sold(record.price, item) if record.outcome == "sold" else (
+                    protocol.unsold(record.highest, item))
             elif record.outcome == "sold":
                 won = self.buyers[conn] == record.winner
-                want = encode("WON", record.price, item) if won else encode("LOST", item)
+                want = protocol.won(record.price, item) if won else protocol.lost(item)
             else:
-                want = encode("UNSOLD", record.highest, item)
+                want = protocol.unsold(record.highest, item)
             assert last == protocol.parse_server_line(want[:-1])
 
     # -- invariants -------------------------------------------------------------------

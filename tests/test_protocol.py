@@ -1,5 +1,5 @@
 """Unit tests of reactor_auction.protocol: the number rule, the seller's request,
-bids, and every server message (built by ``encode``, read by
+bids, and every server message (built by its builder or ``encode``, read by
 ``parse_server_line``). No network."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from reactor_auction.protocol import (
     MAX_DIGITS,
     MAX_ITEM,
     SERVER_GRAMMAR,
+    CancelReason,
     InvalidInput,
     Pricing,
     ProtocolError,
@@ -199,6 +200,43 @@ def test_encode() -> None:
     assert encode("ROLE", "BUYER", 3) == b"ROLE BUYER 3\n"
     assert encode("SOLD", 150, "Wolf Pack Sword") == b"SOLD 150 Wolf Pack Sword\n"
     assert encode("WON", 5, "Épée") == "WON 5 Épée\n".encode()
+
+
+#: Every builder of a server line, called, and the line it must build.
+BUILT = [
+    (protocol.role_seller(), b"ROLE SELLER"),
+    (protocol.request(), b"REQUEST"),
+    (protocol.invalid_request(), b"INVALID request"),
+    (protocol.start(), b"START"),
+    (protocol.role_buyer(7), b"ROLE BUYER 7"),
+    (protocol.waiting(2, 3), b"WAITING 2 3"),
+    (protocol.bid(), b"BID"),
+    (protocol.invalid_bid(), b"INVALID bid"),
+    (protocol.accepted(), b"ACCEPTED"),
+    (protocol.notyet(), b"NOTYET"),
+    (protocol.done(), b"DONE"),
+    (protocol.sold(150, "Wolf Pack Sword"), b"SOLD 150 Wolf Pack Sword"),
+    (protocol.unsold(99, "Map"), b"UNSOLD 99 Map"),
+    (protocol.won(5, "Épée"), "WON 5 Épée".encode()),
+    (protocol.lost("Map"), b"LOST Map"),
+    (protocol.busy(), b"BUSY"),
+    (protocol.timeout(), b"TIMEOUT"),
+    (protocol.cancelled(CancelReason.SELLER_LEFT), b"CANCELLED seller-left"),
+    (protocol.cancelled(CancelReason.SHUTDOWN), b"CANCELLED shutdown"),
+    (protocol.SERVER_ERROR_LINE, b"CANCELLED server-error"),
+    (protocol.line_too_long(), b"ERROR line-too-long"),
+]
+
+
+@pytest.mark.parametrize(("built", "line"), BUILT)
+def test_builders_make_grammatical_lines(built: bytes, line: bytes) -> None:
+    assert built == line + b"\n"
+    parse_server_line(line)  # raises ProtocolError for anything outside the grammar
+
+
+def test_every_keyword_has_a_builder() -> None:
+    keywords = {parse_server_line(line).keyword for _, line in BUILT}
+    assert keywords == set(SERVER_GRAMMAR)
 
 
 #: One well-formed line for every keyword of the grammar, and what it parses to.
