@@ -11,21 +11,23 @@ machine has heard of gets exactly one ``Close`` action in the end, after its
 final line if it was still there to receive one; after ``Close`` the caller
 must not send further events for that connection.
 
-The transition table ``TRANSITIONS`` is plain data: (state, event, role) ->
-handler. A pair that is not in it is a bug in the caller and raises
-``AuctionError``.
+The transition table ``TRANSITIONS`` is plain data, as in h11's
+``_state.py``: (state, event type, role) -> the handler and the states it
+may lead to. A key that is not in it is a bug in the caller and raises
+``AuctionError``; a handler entering a state its entry does not name is a
+bug in the machine and raises ``AuctionError`` too. tools/diagram.py draws
+the table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
 from .events import (
     Action,
-    AuctionRecord,
     BidRecord,
     Close,
     Connected,
@@ -45,7 +47,8 @@ from .events import (
     Tick,
 )
 from .outcome import Outcome, settle
-from .protocol import CancelReason, InvalidInput, Request
+from .parties import Buyer, Party, Round
+from .protocol import CancelReason, InvalidInput
 
 
 class Role(IdentityEnum):
@@ -61,89 +64,21 @@ _TICK = Tick()
 
 
 class AuctionError(RuntimeError):
-    """An event the transition table does not allow: a bug in the caller."""
-
-
-# --- participants --------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _Party:
-    conn: int
-    peer: str
-    present: bool = True  # we can still write to it
-
-
-@dataclass(slots=True, eq=False)
-class _Buyer(_Party):
-    number: int = 0
-    bid: int | None = None
-    input_open: bool = True  # it can still send lines
-
-
-@dataclass(slots=True)
-class _Auction:
-    """The auction under way, from the accepted request to the result."""
-
-    request: Request
-    seller: _Party
-    started_at: float
-    bids: list[BidRecord] = field(default_factory=list)
+    """An event the transition table does not allow (a bug in the caller), or
+    a state change it does not allow (a bug in the machine)."""
 
 
 # --- the machine ---------------------------------------------------------------
 
-_S = State
-_R = Role
 
-#: (state, event type, role) -> name of the Auction method that handles it.
-TRANSITIONS: dict[tuple[State, type, Role], str] = {
-    # waiting-seller: the first connection becomes the seller.
-    (_S.WAITING_SELLER, Connected, _R.NEW): "_seller_or_busy",
-    (_S.WAITING_SELLER, LineReceived, _R.SELLER): "_seller_request",
-    (_S.WAITING_SELLER, LineTooLong, _R.SELLER): "_too_long",
-    (_S.WAITING_SELLER, InputEnded, _R.SELLER): "_seller_left_early",
-    (_S.WAITING_SELLER, Departed, _R.SELLER): "_seller_left_early",
-    (_S.WAITING_SELLER, Tick, _R.NONE): "_request_deadline",
-    (_S.WAITING_SELLER, Shutdown, _R.NONE): "_shutdown",
-    # waiting-buyers: connections become buyers until the count is reached.
-    (_S.WAITING_BUYERS, Connected, _R.NEW): "_add_buyer",
-    (_S.WAITING_BUYERS, LineReceived, _R.SELLER): "_done",
-    (_S.WAITING_BUYERS, LineReceived, _R.BUYER): "_notyet",
-    (_S.WAITING_BUYERS, LineTooLong, _R.SELLER): "_too_long",
-    (_S.WAITING_BUYERS, LineTooLong, _R.BUYER): "_too_long",
-    (_S.WAITING_BUYERS, InputEnded, _R.SELLER): "_input_ended",
-    (_S.WAITING_BUYERS, InputEnded, _R.BUYER): "_buyer_left_waiting",
-    (_S.WAITING_BUYERS, Departed, _R.SELLER): "_seller_left_waiting",
-    (_S.WAITING_BUYERS, Departed, _R.BUYER): "_buyer_left_waiting",
-    (_S.WAITING_BUYERS, Tick, _R.NONE): "_nothing",
-    (_S.WAITING_BUYERS, Shutdown, _R.NONE): "_shutdown",
-    # bidding: one bid per connected buyer, until all are in or time is up.
-    (_S.BIDDING, Connected, _R.NEW): "_busy",
-    (_S.BIDDING, LineReceived, _R.SELLER): "_done",
-    (_S.BIDDING, LineReceived, _R.BUYER): "_bid",
-    (_S.BIDDING, LineTooLong, _R.SELLER): "_too_long",
-    (_S.BIDDING, LineTooLong, _R.BUYER): "_too_long",
-    (_S.BIDDING, InputEnded, _R.SELLER): "_input_ended",
-    (_S.BIDDING, InputEnded, _R.BUYER): "_buyer_input_ended_bidding",
-    (_S.BIDDING, Departed, _R.SELLER): "_left_for_good",
-    (_S.BIDDING, Departed, _R.BUYER): "_buyer_left_bidding",
-    (_S.BIDDING, Tick, _R.NONE): "_bid_deadline",
-    (_S.BIDDING, Shutdown, _R.NONE): "_shutdown",
-    # finishing: the result waits for the ledger, then goes out.
-    (_S.FINISHING, Connected, _R.NEW): "_busy",
-    (_S.FINISHING, LineReceived, _R.SELLER): "_done",
-    (_S.FINISHING, LineReceived, _R.BUYER): "_done",
-    (_S.FINISHING, LineTooLong, _R.SELLER): "_too_long",
-    (_S.FINISHING, LineTooLong, _R.BUYER): "_too_long",
-    (_S.FINISHING, InputEnded, _R.SELLER): "_input_ended",
-    (_S.FINISHING, InputEnded, _R.BUYER): "_input_ended",
-    (_S.FINISHING, Departed, _R.SELLER): "_left_for_good",
-    (_S.FINISHING, Departed, _R.BUYER): "_left_for_good",
-    (_S.FINISHING, Tick, _R.NONE): "_nothing",
-    (_S.FINISHING, Recorded, _R.NONE): "_announce",
-    (_S.FINISHING, Shutdown, _R.NONE): "_shutdown",
-}
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One entry of the table: who handles the event, and where it may lead."""
+
+    #: An Auction method, called with the machine and the event.
+    handler: Callable[[Auction, Any], None]
+    #: The states the handler may enter; none: the state stays as it is.
+    targets: frozenset[State] = frozenset()
 
 
 class Auction:
@@ -165,20 +100,15 @@ class Auction:
         self.bid_timeout = bid_timeout
         self.state = State.WAITING_SELLER
         self.deadline: float | None = None
-        self._seller: _Party | None = None
-        self._buyers: dict[int, _Buyer] = {}  # conn -> buyer, in joining order
+        self._seller: Party | None = None
+        self._buyers: dict[int, Buyer] = {}  # conn -> buyer, in joining order
         self._next_number = 1
         self._undecided = 0  # buyers that can still bid and have not
-        self._auction: _Auction | None = None
-        self._finals: list[tuple[_Party, bytes]] = []  # sent after Recorded
+        self._round: Round | None = None
+        self._last_lines: list[tuple[Party, bytes]] = []  # sent after Recorded
         self._actions: list[Action] = []
         self._now = 0.0
-        self._stopping = False
-        # TRANSITIONS with each name bound to this machine, looked up once here
-        # rather than for every event.
-        self._handlers: dict[tuple[State, type, Role], Callable[[Any], None]] = {
-            key: getattr(self, name) for key, name in TRANSITIONS.items()
-        }
+        self._running: Transition | None = None  # the entry whose handler runs
 
     # -- public API -------------------------------------------------------------
 
@@ -194,28 +124,32 @@ class Auction:
         Raises AuctionError for an event the transition table does not allow
         in the current state (an unknown connection, ``Recorded`` outside
         ``finishing``): a bug in the caller, not in a client. Nothing has
-        changed then.
+        changed then. Raises AuctionError too if a handler enters a state
+        that its entry does not name: a bug in the machine.
         """
-        handler = self._transition(event)
+        transition = self._transition(event)
         self._now = now
         actions: list[Action] = []
         self._actions = actions
         due = self.deadline is not None and now >= self.deadline
         if isinstance(event, Tick):
             if due:
-                handler(event)
+                self._running = transition
+                transition.handler(self, event)
             return actions
         if due:
-            self._transition(_TICK)(_TICK)
+            self._running = self._transition(_TICK)
+            self._running.handler(self, _TICK)
             try:
-                handler = self._transition(event)
+                transition = self._transition(event)
             except AuctionError:
                 return actions  # its connection got TIMEOUT and was closed
-        handler(event)
+        self._running = transition
+        transition.handler(self, event)
         return actions
 
-    def _transition(self, event: Event) -> Callable[[Any], None]:
-        """Return the bound handler of ``event`` in the current state.
+    def _transition(self, event: Event) -> Transition:
+        """Return the table's entry for ``event`` in the current state.
 
         The event's role: NONE for an event of no connection, SELLER or BUYER
         for a present party's connection, NEW for a connection not seen
@@ -223,7 +157,7 @@ class Auction:
         for an event of a connection the machine does not know (or a second
         Connected for one it does).
         """
-        kind = type(event)
+        event_type = type(event)
         conn = getattr(event, "conn", None)
         if conn is None:
             role = Role.NONE
@@ -234,18 +168,18 @@ class Auction:
                 role = Role.SELLER
             elif buyer is not None and buyer.present:
                 role = Role.BUYER
-            elif kind is Connected:
+            elif event_type is Connected:
                 role = Role.NEW
             else:
-                raise AuctionError(f"{kind.__name__} for unknown connection {conn}")
-            if kind is Connected and role is not Role.NEW:
+                raise AuctionError(f"{event_type.__name__} for unknown connection {conn}")
+            if event_type is Connected and role is not Role.NEW:
                 raise AuctionError(f"connection {conn} connected twice")
-        handler = self._handlers.get((self.state, kind, role))
-        if handler is None:
+        transition = TRANSITIONS.get((self.state, event_type, role))
+        if transition is None:
             raise AuctionError(
-                f"{kind.__name__} from {role.value} not allowed in {self.state.value}"
+                f"{event_type.__name__} from {role.value} not allowed in {self.state.value}"
             )
-        return handler
+        return transition
 
     @property
     def buyers_connected(self) -> int:
@@ -254,7 +188,7 @@ class Auction:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _party(self, conn: int) -> _Party:
+    def _party(self, conn: int) -> Party:
         seller = self._seller
         if seller is not None and seller.conn == conn:
             return seller
@@ -267,24 +201,27 @@ class Auction:
         self._actions.append(Log(kind, args))
 
     def _enter(self, state: State) -> None:
+        """Move to ``state``; raises AuctionError unless the running
+        transition's entry names it."""
+        running = self._running
+        if running is None or state not in running.targets:
+            raise AuctionError(
+                f"{self.state.value} -> {state.value} is not a target of this transition"
+            )
         self.state = state
-        self._log(LogKind.STATE, state)
+        if state is not State.STOPPING:  # the console shows the protocol's states
+            self._log(LogKind.STATE, state)
 
-    def _close(self, party: _Party) -> None:
+    def _close(self, party: Party) -> None:
         """Close a party's connection (its final line, if any, was sent)."""
         if party.present:
             party.present = False
             self._actions.append(Close(party.conn))
 
-    def _final(self, conn: int, data: bytes) -> None:
-        """Send a final line to a connection that is no party (BUSY)."""
-        self._send(conn, data)
-        self._actions.append(Close(conn))
-
-    def _final_to(self, party: _Party, data: bytes) -> None:
+    def _close_with(self, party: Party, line: bytes) -> None:
         """Send a party its final line and close it."""
         if party.present:
-            self._send(party.conn, data)
+            self._send(party.conn, line)
         self._close(party)
 
     # -- handlers shared by several states --------------------------------------
@@ -293,13 +230,15 @@ class Auction:
         pass
 
     def _busy(self, event: Connected) -> None:
+        """Turn a newcomer away: it never becomes a party."""
         self._log(LogKind.BUSY, event.peer, self.state)
-        self._final(event.conn, protocol.busy())
+        self._send(event.conn, protocol.busy())
+        self._actions.append(Close(event.conn))
 
-    def _done(self, event: LineReceived) -> None:
+    def _answer_done(self, event: LineReceived) -> None:
         self._send(event.conn, protocol.done())
 
-    def _notyet(self, event: LineReceived) -> None:
+    def _answer_notyet(self, event: LineReceived) -> None:
         self._send(event.conn, protocol.notyet())
 
     def _input_ended(self, event: InputEnded) -> None:
@@ -312,13 +251,17 @@ class Auction:
         self._depart(event.conn)
 
     def _depart(self, conn: int) -> None:
-        """Run the departure transition for ``conn`` in the current state."""
+        """Run the departure transition for ``conn`` in the current state
+        (the entry that runs it names the same targets)."""
         event = Departed(conn)
-        self._transition(event)(event)
+        outer = self._running
+        self._running = departure = self._transition(event)
+        departure.handler(self, event)
+        self._running = outer
 
     def _left_for_good(self, event: Departed) -> None:
         party = self._party(event.conn)
-        if isinstance(party, _Buyer):
+        if isinstance(party, Buyer):
             self._log(LogKind.BUYER_LEFT, party.number)
         else:
             self._log(LogKind.SELLER_LEFT)
@@ -327,10 +270,10 @@ class Auction:
     # -- waiting-seller ---------------------------------------------------------
 
     def _seller_or_busy(self, event: Connected) -> None:
-        if self._seller is not None or self._stopping:
+        if self._seller is not None:
             self._busy(event)
             return
-        self._seller = _Party(event.conn, event.peer)
+        self._seller = Party(event.conn, event.peer)
         self.deadline = self._now + self.request_timeout
         self._log(LogKind.SELLER_CONNECTED, event.peer)
         self._send(event.conn, protocol.role_seller())
@@ -347,7 +290,7 @@ class Auction:
             self._send(seller.conn, protocol.request())
             return
         self.deadline = None
-        self._auction = _Auction(request, seller, self._now)
+        self._round = Round(request, seller, self._now)
         self._send(seller.conn, protocol.start())
         self._log(
             LogKind.REQUEST_ACCEPTED, request.pricing, request.min_price, request.buyers,
@@ -368,7 +311,7 @@ class Auction:
         if line is None:
             self._close(seller)
         else:
-            self._final_to(seller, line)
+            self._close_with(seller, line)
         self._seller = None
         self.deadline = None
 
@@ -381,15 +324,15 @@ class Auction:
     # -- waiting-buyers ---------------------------------------------------------
 
     def _add_buyer(self, event: Connected) -> None:
-        auction = self._auction
-        assert auction is not None
-        buyer = _Buyer(event.conn, event.peer, number=self._next_number)
+        current = self._round
+        assert current is not None
+        buyer = Buyer(event.conn, event.peer, number=self._next_number)
         self._next_number += 1
         self._buyers[event.conn] = buyer
         self._log(LogKind.BUYER_CONNECTED, buyer.number, event.peer)
         self._send(event.conn, protocol.role_buyer(buyer.number))
         joined = len(self._buyers)  # all present: one that leaves now is removed
-        needed = auction.request.buyers
+        needed = current.request.buyers
         if joined < needed:
             self._send(event.conn, protocol.waiting(joined, needed))
             return
@@ -427,10 +370,10 @@ class Auction:
             self._send(buyer.conn, protocol.invalid_bid())
             self._send(buyer.conn, protocol.bid())
             return
-        auction = self._auction
-        assert auction is not None
+        current = self._round
+        assert current is not None
         buyer.bid = amount
-        auction.bids.append(BidRecord(buyer.number, amount, len(auction.bids) + 1, self._now))
+        current.bids.append(BidRecord(buyer.number, amount, len(current.bids) + 1, self._now))
         self._send(buyer.conn, protocol.accepted())
         self._log(LogKind.BID, buyer.number, amount)
         self._decided()
@@ -460,11 +403,11 @@ class Auction:
         self._settle()
 
     def _settle(self) -> None:
-        auction = self._auction
-        assert auction is not None
-        request = auction.request
+        current = self._round
+        assert current is not None
+        request = current.request
         outcome = settle(
-            request.pricing, request.min_price, [(b.buyer, b.amount) for b in auction.bids]
+            request.pricing, request.min_price, [(b.buyer, b.amount) for b in current.bids]
         )
         self.deadline = None
         self._enter(State.FINISHING)
@@ -476,84 +419,140 @@ class Auction:
         else:
             self._log(LogKind.UNSOLD, outcome.highest, request.min_price)
             seller_line = protocol.unsold(outcome.highest, item)
-        self._finals = [(auction.seller, seller_line)]
+        self._last_lines = [(current.seller, seller_line)]
         won = protocol.won(outcome.price, item)
         lost = protocol.lost(item)
         for buyer in self._buyers.values():
             if outcome.winner == buyer.number:
                 winner_peer = buyer.peer
-                self._finals.append((buyer, won))
+                self._last_lines.append((buyer, won))
             else:
-                self._finals.append((buyer, lost if outcome.sold else seller_line))
-        self._record("sold" if outcome.sold else "unsold", None, outcome, winner_peer)
+                self._last_lines.append((buyer, lost if outcome.sold else seller_line))
+        self._record(outcome, winner_peer)
 
     # -- finishing and cancelling -------------------------------------------------
 
-    def _record(
-        self, result: str, reason: CancelReason | None, outcome: Outcome, winner_peer: str
-    ) -> None:
-        auction = self._auction
-        assert auction is not None
-        request = auction.request
-        self._actions.append(
-            Record(
-                AuctionRecord(
-                    item=request.item,
-                    pricing=request.pricing,
-                    min_price=request.min_price,
-                    buyers_requested=request.buyers,
-                    buyers_connected=len(self._buyers),
-                    outcome=result,
-                    reason=reason,
-                    winner=outcome.winner,
-                    winner_peer=winner_peer,
-                    highest=outcome.highest,
-                    price=outcome.price,
-                    started_at=auction.started_at,
-                    ended_at=self._now,
-                    seller_peer=auction.seller.peer,
-                    bids=tuple(auction.bids),
-                )
-            )
-        )
+    def _record(self, outcome: Outcome, winner_peer: str) -> None:
+        current = self._round
+        assert current is not None
+        record = current.record(outcome, winner_peer, len(self._buyers), self._now)
+        self._actions.append(Record(record))
 
     def _cancel(self, reason: CancelReason) -> None:
         """End the auction under way as cancelled; finals wait for the ledger."""
-        auction = self._auction
-        assert auction is not None
+        current = self._round
+        assert current is not None
+        current.cancelled = reason
         self._log(LogKind.CANCELLED, reason)
         self.deadline = None
         if self.state is not State.FINISHING:
             self._enter(State.FINISHING)
         message = protocol.cancelled(reason)
-        self._finals = [(auction.seller, message)]
-        self._finals += [(buyer, message) for buyer in self._buyers.values()]
-        highest = max((b.amount for b in auction.bids), default=0)
-        self._record("cancelled", reason, Outcome(False, highest, 0, None), "")
+        self._last_lines = [(current.seller, message)]
+        self._last_lines += [(buyer, message) for buyer in self._buyers.values()]
+        highest = max((b.amount for b in current.bids), default=0)
+        self._record(Outcome(False, highest, 0, None), "")
 
     def _announce(self, event: Recorded) -> None:
-        """The record is durable: send every final line, close, start afresh."""
-        for party, line in self._finals:
-            self._final_to(party, line)
-        self._finals = []
+        """The record is durable: send every final line, close, start afresh
+        (or stop, when the auction was cancelled by a shutdown)."""
+        current = self._round
+        assert current is not None
+        for party, line in self._last_lines:
+            self._close_with(party, line)
+        self._last_lines = []
         self._seller = None
         self._buyers = {}
-        self._auction = None
+        self._round = None
         self._undecided = 0
         self._next_number = 1
-        self._enter(State.WAITING_SELLER)
+        stopping = current.cancelled is CancelReason.SHUTDOWN
+        self._enter(State.STOPPING if stopping else State.WAITING_SELLER)
 
-    def _shutdown(self, event: Shutdown) -> None:
-        """Stop: every connected client gets ``CANCELLED shutdown``.
+    # -- shutdown -----------------------------------------------------------------
+    #
+    # Every connected client gets ``CANCELLED shutdown``. A started auction is
+    # recorded as cancelled first; a seller still composing its request has
+    # nothing to record and is told at once.
 
-        A started auction is recorded as cancelled first; a seller still
-        composing its request has nothing to record and is told at once.
-        """
-        if self._stopping:
-            return
-        self._stopping = True
-        if self._auction is None:
-            if self._seller is not None:
-                self._drop_seller(protocol.cancelled(CancelReason.SHUTDOWN))
-            return
+    def _stop_before_start(self, event: Shutdown) -> None:
+        if self._seller is not None:
+            self._drop_seller(protocol.cancelled(CancelReason.SHUTDOWN))
+        self._enter(State.STOPPING)
+
+    def _shutdown_cancels(self, event: Shutdown) -> None:
         self._cancel(CancelReason.SHUTDOWN)
+
+    def _shutdown_while_finishing(self, event: Shutdown) -> None:
+        """The result waiting for the ledger is replaced by the cancellation
+        (a second shutdown changes nothing)."""
+        current = self._round
+        assert current is not None
+        if current.cancelled is not CancelReason.SHUTDOWN:
+            self._cancel(CancelReason.SHUTDOWN)
+
+
+# --- the table -------------------------------------------------------------------
+
+_A = Auction
+_WS, _WB = State.WAITING_SELLER, State.WAITING_BUYERS
+_BIDDING, _FINISHING, _STOPPING = State.BIDDING, State.FINISHING, State.STOPPING
+_SELLER, _BUYER, _NEW, _NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
+
+
+def _to(*states: State) -> frozenset[State]:
+    return frozenset(states)
+
+
+#: (state, event type, role) -> the handler and the states it may lead to.
+TRANSITIONS: dict[tuple[State, type, Role], Transition] = {
+    # waiting-seller: the first connection becomes the seller.
+    (_WS, Connected, _NEW): Transition(_A._seller_or_busy),
+    (_WS, LineReceived, _SELLER): Transition(_A._seller_request, _to(_WB)),
+    (_WS, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_WS, InputEnded, _SELLER): Transition(_A._seller_left_early),
+    (_WS, Departed, _SELLER): Transition(_A._seller_left_early),
+    (_WS, Tick, _NONE): Transition(_A._request_deadline),
+    (_WS, Shutdown, _NONE): Transition(_A._stop_before_start, _to(_STOPPING)),
+    # waiting-buyers: connections become buyers until the count is reached.
+    (_WB, Connected, _NEW): Transition(_A._add_buyer, _to(_BIDDING)),
+    (_WB, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_WB, LineReceived, _BUYER): Transition(_A._answer_notyet),
+    (_WB, LineTooLong, _SELLER): Transition(_A._too_long, _to(_FINISHING)),
+    (_WB, LineTooLong, _BUYER): Transition(_A._too_long),
+    (_WB, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_WB, InputEnded, _BUYER): Transition(_A._buyer_left_waiting),
+    (_WB, Departed, _SELLER): Transition(_A._seller_left_waiting, _to(_FINISHING)),
+    (_WB, Departed, _BUYER): Transition(_A._buyer_left_waiting),
+    (_WB, Tick, _NONE): Transition(_A._nothing),
+    (_WB, Shutdown, _NONE): Transition(_A._shutdown_cancels, _to(_FINISHING)),
+    # bidding: one bid per connected buyer, until all are in or time is up.
+    (_BIDDING, Connected, _NEW): Transition(_A._busy),
+    (_BIDDING, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_BIDDING, LineReceived, _BUYER): Transition(_A._bid, _to(_FINISHING)),
+    (_BIDDING, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_BIDDING, LineTooLong, _BUYER): Transition(_A._too_long, _to(_FINISHING)),
+    (_BIDDING, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_BIDDING, InputEnded, _BUYER): Transition(_A._buyer_input_ended_bidding, _to(_FINISHING)),
+    (_BIDDING, Departed, _SELLER): Transition(_A._left_for_good),
+    (_BIDDING, Departed, _BUYER): Transition(_A._buyer_left_bidding, _to(_FINISHING)),
+    (_BIDDING, Tick, _NONE): Transition(_A._bid_deadline, _to(_FINISHING)),
+    (_BIDDING, Shutdown, _NONE): Transition(_A._shutdown_cancels, _to(_FINISHING)),
+    # finishing: the result waits for the ledger, then goes out.
+    (_FINISHING, Connected, _NEW): Transition(_A._busy),
+    (_FINISHING, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_FINISHING, LineReceived, _BUYER): Transition(_A._answer_done),
+    (_FINISHING, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_FINISHING, LineTooLong, _BUYER): Transition(_A._too_long),
+    (_FINISHING, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_FINISHING, InputEnded, _BUYER): Transition(_A._input_ended),
+    (_FINISHING, Departed, _SELLER): Transition(_A._left_for_good),
+    (_FINISHING, Departed, _BUYER): Transition(_A._left_for_good),
+    (_FINISHING, Tick, _NONE): Transition(_A._nothing),
+    (_FINISHING, Recorded, _NONE): Transition(_A._announce, _to(_WS, _STOPPING)),
+    (_FINISHING, Shutdown, _NONE): Transition(_A._shutdown_while_finishing),
+    # stopping: everyone was told; the shell stops once their lines are out.
+    (_STOPPING, Connected, _NEW): Transition(_A._busy),
+    (_STOPPING, Tick, _NONE): Transition(_A._nothing),
+    (_STOPPING, Shutdown, _NONE): Transition(_A._nothing),
+}

@@ -30,12 +30,15 @@ class IdentityEnum(enum.Enum):
 
 
 class State(IdentityEnum):
-    """The four states of PROTOCOL.md."""
+    """The four states of PROTOCOL.md, and the machine's own fifth."""
 
     WAITING_SELLER = "waiting-seller"
     WAITING_BUYERS = "waiting-buyers"
     BIDDING = "bidding"
     FINISHING = "finishing"
+    #: Not a protocol state: a shutdown has told everyone and nothing is
+    #: pending; every newcomer gets BUSY until the shell stops.
+    STOPPING = "stopping"
 
 
 # --- events ----------------------------------------------------------------------

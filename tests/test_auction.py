@@ -17,7 +17,7 @@ from typing import TypeVar
 import pytest
 
 from reactor_auction import protocol
-from reactor_auction.auction import TRANSITIONS, Auction, AuctionError, Role
+from reactor_auction.auction import TRANSITIONS, Auction, AuctionError, Role, Transition
 from reactor_auction.events import (
     Action,
     AuctionRecord,
@@ -40,11 +40,12 @@ from reactor_auction.events import (
 from reactor_auction.outcome import Outcome, settle
 from reactor_auction.protocol import CancelReason, Pricing
 
-WS, WB, BIDDING, FINISHING = (
+WS, WB, BIDDING, FINISHING, STOPPING = (
     State.WAITING_SELLER,
     State.WAITING_BUYERS,
     State.BIDDING,
     State.FINISHING,
+    State.STOPPING,
 )
 SELLER, BUYER, NEW, NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
 
@@ -368,7 +369,7 @@ def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
     h(Shutdown())
     assert h.read(S) == ["CANCELLED shutdown"] and h.closed(S)
     assert h.records == []  # nothing started, nothing to record
-    assert h.auction.deadline is None
+    assert h.state is STOPPING and h.auction.deadline is None
     assert h.connect(2) == ["BUSY"]  # stopping: nobody new is taken
     assert h(Shutdown()) == []  # a second shutdown changes nothing
     h.assert_all_closed()
@@ -378,6 +379,7 @@ def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
 def test_ws_shutdown_without_anyone() -> None:
     h = Harness()
     assert h(Shutdown()) == []
+    assert h.state is STOPPING
     assert h.connect(2) == ["BUSY"]
 
 
@@ -552,7 +554,9 @@ def test_wb_shutdown_records_then_cancels() -> None:
     for conn in (S, B1, B2):
         assert h.read(conn) == ["CANCELLED shutdown"]
     h.assert_all_closed()
-    assert h.connect(90) == ["BUSY"]  # still stopping
+    assert h.state is STOPPING  # not waiting-seller: nobody new is taken
+    assert h.kinds() == []  # the console shows only the protocol's states
+    assert h.connect(90) == ["BUSY"]
 
 
 # === bidding =================================================================
@@ -896,11 +900,64 @@ def test_finishing_shutdown_replaces_the_result_with_cancelled() -> None:
     ]
     assert h.records[1].highest == 180 and len(h.records[1].bids) == 3
     assert h.state is FINISHING
+    assert h(Shutdown()) == []  # a second shutdown changes nothing
     h(Recorded())
     for conn in (S, B1, B2, B3):
         assert h.read(conn) == ["CANCELLED shutdown"]
     h.assert_all_closed()
+    assert h.state is STOPPING
     assert h(Shutdown()) == []
+
+
+@covers((FINISHING, Shutdown, NONE))
+def test_finishing_shutdown_after_a_cancellation_records_the_shutdown() -> None:
+    h = Harness()
+    waiting_buyers(h)
+    h(Departed(S))
+    h(Shutdown())
+    assert [(r.outcome, r.reason) for r in h.records] == [
+        ("cancelled", CancelReason.SELLER_LEFT), ("cancelled", CancelReason.SHUTDOWN),
+    ]
+    h(Recorded())
+    assert h.read(B1) == ["CANCELLED shutdown"] and h.read(B2) == ["CANCELLED shutdown"]
+    assert h.state is STOPPING
+    h.assert_all_closed()
+
+
+# === stopping ================================================================
+
+
+@covers((STOPPING, Connected, NEW), (STOPPING, Tick, NONE), (STOPPING, Shutdown, NONE))
+def test_stopping_turns_everyone_away_and_nothing_else_happens() -> None:
+    h = Harness()
+    h(Shutdown())
+    h.kinds()
+    assert h.connect(2) == ["BUSY"] and h.closed(2)
+    assert h.kinds() == [LogKind.BUSY]
+    assert h(Tick(), at=T0 + 10_000) == []
+    assert h(Shutdown()) == []
+    assert h.state is STOPPING and h.auction.deadline is None
+
+
+# === the table's targets =====================================================
+
+
+def test_an_over_long_line_leads_where_the_departure_it_causes_leads() -> None:
+    for (state, event, role), entry in TRANSITIONS.items():
+        if event is LineTooLong:
+            assert entry.targets == TRANSITIONS[(state, Departed, role)].targets
+
+
+def test_entering_a_state_the_entry_does_not_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = (WS, LineReceived, SELLER)
+    monkeypatch.setitem(TRANSITIONS, key, Transition(TRANSITIONS[key].handler))
+    h = Harness()
+    with_seller(h)
+    with pytest.raises(AuctionError, match="waiting-seller -> waiting-buyers"):
+        h(LineReceived(S, b"2 100 3 WolfPackSword"))
+    assert h.state is WS
 
 
 def test_every_transition_is_covered() -> None:
@@ -914,6 +971,7 @@ def reach(state: State) -> Harness:
     h = Harness()
     setups: dict[State, Callable[[Harness], object]] = {
         WS: with_seller, WB: waiting_buyers, BIDDING: bidding, FINISHING: finishing,
+        STOPPING: lambda h: h(Shutdown()),
     }
     setups[state](h)
     h.inbox.clear()
@@ -930,7 +988,7 @@ def assert_refused(h: Harness, event: Event) -> None:
     assert {conn: lines for conn, lines in h.inbox.items()} == before  # no effect
 
 
-@pytest.mark.parametrize("state", [WS, WB, BIDDING])
+@pytest.mark.parametrize("state", [WS, WB, BIDDING, STOPPING])
 def test_recorded_outside_finishing_is_refused(state: State) -> None:
     assert (state, Recorded, NONE) not in TRANSITIONS
     assert_refused(reach(state), Recorded())
@@ -948,7 +1006,7 @@ def test_events_for_unknown_connections_are_refused(state: State, event: Event) 
     assert_refused(reach(state), event)
 
 
-@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("state", [WS, WB, BIDDING, FINISHING])  # stopping has no parties
 def test_connected_twice_is_refused(state: State) -> None:
     h = reach(state)
     assert_refused(h, Connected(S, peer(S)))
@@ -957,14 +1015,14 @@ def test_connected_twice_is_refused(state: State) -> None:
 
 
 @pytest.mark.parametrize("state", [WB, BIDDING, FINISHING])
-def test_no_buyer_events_in_waiting_seller(state: State) -> None:
+def test_no_buyer_events_in_waiting_seller_or_stopping(state: State) -> None:
     """After an auction the buyers are gone; their connections are unknown."""
     h = reach(state)
     if state is not FINISHING:
         h(Shutdown())
     h(Recorded())
-    assert h.state is WS
-    for key in [k for k in TRANSITIONS if k[0] is WS]:
+    assert h.state is (WS if state is FINISHING else STOPPING)
+    for key in [k for k in TRANSITIONS if k[0] is h.state]:
         assert key[2] is not BUYER
     assert_refused(h, LineReceived(B1, b"1"))
 
@@ -989,7 +1047,8 @@ def test_departed_buyer_events_are_refused() -> None:
 
 def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
     """The table names every (state, event, role) a caller can produce, and
-    only the Recorded and buyer-in-waiting-seller pairs are absent."""
+    only the Recorded, buyer-in-waiting-seller and stopping pairs are absent
+    (nobody is a party in stopping)."""
     events = [Connected, LineReceived, LineTooLong, InputEnded, Departed, Tick, Recorded, Shutdown]
     conn_events = {LineReceived, LineTooLong, InputEnded, Departed}
     missing = set()
@@ -1006,7 +1065,9 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
         (WS, Recorded, NONE),
         (WB, Recorded, NONE),
         (BIDDING, Recorded, NONE),
+        (STOPPING, Recorded, NONE),
         *((WS, e, BUYER) for e in conn_events),
+        *((STOPPING, e, role) for e in conn_events for role in (SELLER, BUYER)),
     }
 
 
@@ -1220,6 +1281,7 @@ def random_run(seed: int, steps: int = 150) -> Harness:
     h(Shutdown())
     if h.state is FINISHING:
         h(Recorded())
+    assert h.state is STOPPING
     return h
 
 
@@ -1230,7 +1292,6 @@ def test_random_sequences_keep_the_promises(seed: int) -> None:
     without a final line unless it went away first."""
     h = random_run(seed)
     h.assert_all_closed()
-    assert h.state is WS
     for conn in h.seen:
         keywords = [line.split(" ")[0] for line in h.history[conn]]
         finals = [k for k in keywords if k in protocol.FINAL]

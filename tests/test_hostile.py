@@ -539,12 +539,12 @@ def test_kill_9_and_restart_on_the_same_port_at_once(
 BUGGY = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from reactor_auction import auction, server
+from reactor_auction import protocol, server
 
-def broken(self, event):
+def broken(line):
     raise RuntimeError("planted bug")
 
-auction.Auction._bid = broken
+protocol.parse_bid = broken
 sys.exit(server.main(sys.argv[2:]))
 """
 

@@ -357,8 +357,10 @@ class AuctionMachine(RuleBasedStateMachine):
     # -- invariants -------------------------------------------------------------------
 
     @invariant()
-    def one_of_four_states(self) -> None:
-        assert self.shell.auction.state in State
+    def nobody_new_is_taken_once_stopping(self) -> None:
+        """In stopping every connection has had its Close."""
+        if self.shell.auction.state is State.STOPPING:
+            assert self.shell.open == set()
 
     @invariant()
     def at_most_one_final_line_each_and_it_is_the_last(self) -> None:
