@@ -10,29 +10,23 @@ No network, no clock: time is a number the tests choose.
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from machine_tools import Harness, peer
 
 from reactor_auction import protocol
 from reactor_auction.auction import TRANSITIONS, Auction, AuctionError, Role, Transition
 from reactor_auction.events import (
-    Action,
-    AuctionRecord,
-    Close,
     Connected,
     Departed,
     Event,
     InputEnded,
     LineReceived,
     LineTooLong,
-    Log,
     LogKind,
-    Record,
     Recorded,
-    Send,
     Shutdown,
     State,
     Tick,
@@ -65,94 +59,16 @@ T0 = 100.0
 # --- the harness -------------------------------------------------------------
 
 
-class Harness:
-    """Drives an Auction: feeds events, checks each action's shape, and keeps
-    the lines sent to each connection until a test reads them."""
-
-    def __init__(self, **options: float) -> None:
-        self.auction = Auction(
-            max_buyers=int(options.pop("max_buyers", 10)),
-            request_timeout=options.pop("request_timeout", REQUEST_TIMEOUT),
-            bid_timeout=options.pop("bid_timeout", BID_TIMEOUT),
-        )
-        assert not options
-        self.now = T0
-        self.inbox: dict[int, list[str]] = defaultdict(list)
-        self.history: dict[int, list[str]] = defaultdict(list)  # never forgotten
-        self.went_away: set[int] = set()  # sent InputEnded or Departed
-        self.closes: Counter[int] = Counter()
-        self.seen: set[int] = set()
-        self.logs: list[Log] = []
-        self.records: list[AuctionRecord] = []
-
-    # -- feeding ----------------------------------------------------------------
-
-    def __call__(self, event: Event, at: float | None = None) -> list[Action]:
-        """Feed one event (at time ``at``, default the harness clock); return
-        its actions after checking the machine's promises about them."""
-        if at is not None:
-            self.now = at
-        if isinstance(event, Connected):
-            self.seen.add(event.conn)
-        elif isinstance(event, (InputEnded, Departed)):
-            self.went_away.add(event.conn)
-        actions = self.auction.handle(event, self.now)
-        for action in actions:
-            if isinstance(action, Send):
-                assert action.conn in self.seen, action
-                assert self.closes[action.conn] == 0, f"send after close: {action}"
-                assert action.data.endswith(b"\n") and action.data.count(b"\n") == 1
-                self.inbox[action.conn].append(action.data[:-1].decode())
-                self.history[action.conn].append(action.data[:-1].decode())
-            elif isinstance(action, Close):
-                assert action.conn in self.seen, action
-                self.closes[action.conn] += 1
-                assert self.closes[action.conn] == 1, f"closed twice: {action}"
-            elif isinstance(action, Log):
-                self.logs.append(action)
-            else:
-                assert isinstance(action, Record)
-                self.records.append(action.record)
-        return actions
-
-    def connect(self, conn: int) -> list[str]:
-        """Return the lines a new connection ``conn`` is sent."""
-        self(Connected(conn, peer(conn)))
-        return self.read(conn)
-
-    def say(self, conn: int, line: bytes) -> list[str]:
-        """Return the lines ``conn`` is sent after it sends ``line``."""
-        self(LineReceived(conn, line))
-        return self.read(conn)
-
-    def read(self, conn: int) -> list[str]:
-        """Return (and forget) the lines sent to ``conn`` so far."""
-        return self.inbox.pop(conn, [])
-
-    def closed(self, conn: int) -> bool:
-        return self.closes[conn] == 1
-
-    def kinds(self) -> list[LogKind]:
-        """Return (and forget) the kinds of the log events so far."""
-        kinds = [log.kind for log in self.logs]
-        self.logs.clear()
-        return kinds
-
-    @property
-    def state(self) -> State:
-        return self.auction.state
-
-    def assert_all_closed(self) -> None:
-        """Every connection the machine heard of was closed exactly once."""
-        assert {c for c in self.seen if self.closes[c] != 1} == set()
-
-    def assert_quiet(self) -> None:
-        """Nothing was sent to anyone since the last read."""
-        assert {c: v for c, v in self.inbox.items() if v} == {}
-
-
-def peer(conn: int) -> str:
-    return f"10.0.0.{conn}:{5000 + conn}"
+def harness(
+    max_buyers: int = 10,
+    request_timeout: float = REQUEST_TIMEOUT,
+    bid_timeout: float = BID_TIMEOUT,
+) -> Harness:
+    """Return a Harness around a fresh Auction, its clock at T0."""
+    machine = Auction(
+        max_buyers=max_buyers, request_timeout=request_timeout, bid_timeout=bid_timeout
+    )
+    return Harness(machine, now=T0)
 
 
 # --- reaching each state -----------------------------------------------------
@@ -243,7 +159,7 @@ def covers(*keys: tuple[State, type, Role]) -> Callable[[F], F]:
 
 @covers((WS, Connected, NEW))
 def test_ws_first_connection_becomes_seller_and_starts_request_deadline() -> None:
-    h = Harness()
+    h = harness()
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(S) == ["ROLE SELLER", "REQUEST"]
     assert h.auction.deadline == T0 + REQUEST_TIMEOUT
@@ -253,7 +169,7 @@ def test_ws_first_connection_becomes_seller_and_starts_request_deadline() -> Non
 
 @covers((WS, Connected, NEW))
 def test_ws_busy_while_a_seller_composes() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     assert h.connect(90) == ["BUSY"]
     assert h.closed(90) and not h.closed(S)
@@ -262,7 +178,7 @@ def test_ws_busy_while_a_seller_composes() -> None:
 
 @covers((WS, LineReceived, SELLER))
 def test_ws_valid_request_starts_the_auction() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     assert h.say(S, b"  2   100 3  Wolf Pack Sword  ") == ["START"]
@@ -277,7 +193,7 @@ def test_ws_valid_request_starts_the_auction() -> None:
     "line", [b"", b"some wrong input", b"3 100 3 X", b"2 0 3 X", b"2 100 11 X", b"2 100 3 \xff"]
 )
 def test_ws_invalid_request_reprompts(line: bytes) -> None:
-    h = Harness(max_buyers=10)
+    h = harness(max_buyers=10)
     with_seller(h)
     h.kinds()
     for _ in range(3):  # any number of times
@@ -290,7 +206,7 @@ def test_ws_invalid_request_reprompts(line: bytes) -> None:
 
 @covers((WS, LineTooLong, SELLER))
 def test_ws_seller_line_too_long_is_a_departure() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(LineTooLong(S))
@@ -303,7 +219,7 @@ def test_ws_seller_line_too_long_is_a_departure() -> None:
 @covers((WS, InputEnded, SELLER), (WS, Departed, SELLER))
 @pytest.mark.parametrize("event", [InputEnded, Departed])
 def test_ws_seller_leaving_before_start_frees_the_seat(event: type) -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(event(S))
@@ -317,7 +233,7 @@ def test_ws_seller_leaving_before_start_frees_the_seat(event: type) -> None:
 
 @covers((WS, Tick, NONE))
 def test_ws_request_deadline() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(Tick(), at=T0 + REQUEST_TIMEOUT - 0.001)  # early tick: nothing
@@ -335,7 +251,7 @@ def test_ws_request_deadline() -> None:
 def test_ws_request_after_the_deadline_is_too_late_even_before_the_tick() -> None:
     """The shell may deliver a line before its timer fires in the same turn:
     the deadline still comes first, and the late request is dropped."""
-    h = Harness()
+    h = harness()
     with_seller(h)
     h(LineReceived(S, b"2 100 3 WolfPackSword"), at=T0 + REQUEST_TIMEOUT)
     assert h.read(S) == ["TIMEOUT"] and h.closed(S)
@@ -343,7 +259,7 @@ def test_ws_request_after_the_deadline_is_too_late_even_before_the_tick() -> Non
 
 
 def test_bi_bid_after_the_deadline_is_too_late_even_before_the_tick() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(B1, b"120") == ["ACCEPTED"]
     deadline = h.auction.deadline
@@ -357,14 +273,14 @@ def test_bi_bid_after_the_deadline_is_too_late_even_before_the_tick() -> None:
 
 @covers((WS, Tick, NONE))
 def test_ws_tick_without_seller_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     assert h(Tick(), at=T0 + 1000) == []
     assert h.state is WS
 
 
 @covers((WS, Shutdown, NONE))
 def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h(Shutdown())
     assert h.read(S) == ["CANCELLED shutdown"] and h.closed(S)
@@ -377,7 +293,7 @@ def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
 
 @covers((WS, Shutdown, NONE))
 def test_ws_shutdown_without_anyone() -> None:
-    h = Harness()
+    h = harness()
     assert h(Shutdown()) == []
     assert h.state is STOPPING
     assert h.connect(2) == ["BUSY"]
@@ -388,7 +304,7 @@ def test_ws_shutdown_without_anyone() -> None:
 
 @covers((WB, Connected, NEW))
 def test_wb_buyers_join_until_the_count_then_bidding_starts() -> None:
-    h = Harness()
+    h = harness()
     started(h)
     h.kinds()
     assert h.connect(B1) == ["ROLE BUYER 1", "WAITING 1 3"]
@@ -409,7 +325,7 @@ def test_wb_buyers_join_until_the_count_then_bidding_starts() -> None:
 
 @covers((WB, Connected, NEW))
 def test_wb_single_buyer_auction_starts_at_once() -> None:
-    h = Harness()
+    h = harness()
     started(h, b"1 5 1 X")
     assert h.connect(B1) == ["ROLE BUYER 1", "BID"]
     assert h.state is BIDDING
@@ -417,7 +333,7 @@ def test_wb_single_buyer_auction_starts_at_once() -> None:
 
 @covers((WB, LineReceived, SELLER))
 def test_wb_seller_line_is_done() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h.say(S, b"2 100 3 Another") == ["DONE"]
     assert h.say(S, b"") == ["DONE"]
@@ -426,7 +342,7 @@ def test_wb_seller_line_is_done() -> None:
 
 @covers((WB, LineReceived, BUYER))
 def test_wb_buyer_line_is_notyet_and_never_a_bid() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h.say(B1, b"500") == ["NOTYET"]
     assert h.say(B1, b"junk") == ["NOTYET"]
@@ -442,7 +358,7 @@ def test_wb_buyer_line_is_notyet_and_never_a_bid() -> None:
 
 @covers((WB, LineTooLong, SELLER))
 def test_wb_seller_line_too_long_cancels() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(LineTooLong(S))
@@ -462,7 +378,7 @@ def test_wb_seller_line_too_long_cancels() -> None:
 
 @covers((WB, LineTooLong, BUYER))
 def test_wb_buyer_line_too_long_frees_its_place() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(LineTooLong(B2))
@@ -474,7 +390,7 @@ def test_wb_buyer_line_too_long_frees_its_place() -> None:
 
 @covers((WB, InputEnded, SELLER))
 def test_wb_seller_input_ended_stays_and_gets_its_result() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     assert h(InputEnded(S)) == []
@@ -491,7 +407,7 @@ def test_wb_seller_input_ended_stays_and_gets_its_result() -> None:
 @covers((WB, InputEnded, BUYER), (WB, Departed, BUYER))
 @pytest.mark.parametrize("event", [InputEnded, Departed])
 def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(event(B2))
@@ -509,7 +425,7 @@ def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
 
 @covers((WB, Departed, SELLER))
 def test_wb_seller_departure_cancels_after_the_record() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(Departed(S), at=T0 + 3)
@@ -534,7 +450,7 @@ def test_wb_seller_departure_cancels_after_the_record() -> None:
 
 @covers((WB, Tick, NONE))
 def test_wb_tick_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h(Tick(), at=T0 + 10_000) == []
     assert h.state is WB
@@ -542,7 +458,7 @@ def test_wb_tick_does_nothing() -> None:
 
 @covers((WB, Shutdown, NONE))
 def test_wb_shutdown_records_then_cancels() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(Shutdown())
@@ -564,7 +480,7 @@ def test_wb_shutdown_records_then_cancels() -> None:
 
 @covers((BIDDING, Connected, NEW))
 def test_bidding_newcomer_is_busy() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     assert h.connect(90) == ["BUSY"] and h.closed(90)
@@ -574,7 +490,7 @@ def test_bidding_newcomer_is_busy() -> None:
 
 @covers((BIDDING, LineReceived, SELLER))
 def test_bidding_seller_line_is_done() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(S, b"180") == ["DONE"]
     assert h.state is BIDDING
@@ -582,7 +498,7 @@ def test_bidding_seller_line_is_done() -> None:
 
 @covers((BIDDING, LineReceived, BUYER))
 def test_bidding_bids_invalid_then_accepted_then_done() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     for bad in (b"some wrong bid", b"", b"0", b"-5", b"1_0", "١٢٣".encode(), b"\xff"):
@@ -600,7 +516,7 @@ def test_bidding_bids_invalid_then_accepted_then_done() -> None:
 
 @covers((BIDDING, LineTooLong, SELLER))
 def test_bidding_seller_line_too_long_auction_goes_on() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
@@ -616,7 +532,7 @@ def test_bidding_seller_line_too_long_auction_goes_on() -> None:
 
 @covers((BIDDING, LineTooLong, BUYER))
 def test_bidding_buyer_line_too_long_abstains_or_keeps_its_bid() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(B1, b"500") == ["ACCEPTED"]
     h(LineTooLong(B1))  # its bid stands
@@ -636,7 +552,7 @@ def test_bidding_buyer_line_too_long_abstains_or_keeps_its_bid() -> None:
 
 @covers((BIDDING, InputEnded, SELLER))
 def test_bidding_seller_input_ended_still_gets_result() -> None:
-    h = Harness()
+    h = harness()
     bidding(h, b"1 100 1 X")
     assert h(InputEnded(S)) == []
     h.say(B1, b"100")
@@ -647,7 +563,7 @@ def test_bidding_seller_input_ended_still_gets_result() -> None:
 
 @covers((BIDDING, InputEnded, BUYER))
 def test_bidding_buyer_input_ended_abstains_but_gets_result() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     h(InputEnded(B1))
@@ -667,7 +583,7 @@ def test_bidding_buyer_input_ended_abstains_but_gets_result() -> None:
 
 @covers((BIDDING, InputEnded, BUYER))
 def test_bidding_input_ended_after_bid_is_nothing() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"150")
     h.kinds()
@@ -677,7 +593,7 @@ def test_bidding_input_ended_after_bid_is_nothing() -> None:
 
 @covers((BIDDING, Departed, SELLER))
 def test_bidding_seller_departure_auction_goes_on() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     h(Departed(S))
@@ -694,7 +610,7 @@ def test_bidding_seller_departure_auction_goes_on() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_buyer_departure_without_bid_abstains() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"120")
     h.say(B2, b"150")
@@ -712,7 +628,7 @@ def test_bidding_buyer_departure_without_bid_abstains() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_buyer_departure_after_accepted_binds() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B3, b"180")
     h(Departed(B3))
@@ -728,7 +644,7 @@ def test_bidding_buyer_departure_after_accepted_binds() -> None:
 
 @covers((BIDDING, Departed, BUYER), (BIDDING, InputEnded, BUYER))
 def test_bidding_departure_after_input_ended_counts_once() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(InputEnded(B1))  # abstains
     h(Departed(B1))  # must not count a second abstention
@@ -741,7 +657,7 @@ def test_bidding_departure_after_input_ended_counts_once() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_everyone_leaves_unsold_zero() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     for conn in (B1, B2, B3):
         h(Departed(conn))
@@ -753,7 +669,7 @@ def test_bidding_everyone_leaves_unsold_zero() -> None:
 
 @covers((BIDDING, Tick, NONE))
 def test_bidding_deadline_settles_with_abstentions() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)  # BID sent at T0
     h.say(B2, b"150")
     h.kinds()
@@ -771,7 +687,7 @@ def test_bidding_deadline_settles_with_abstentions() -> None:
 
 @covers((BIDDING, Tick, NONE))
 def test_bidding_deadline_without_bids_is_unsold_zero() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(Tick(), at=T0 + BID_TIMEOUT + 1)
     h(Recorded())
@@ -782,7 +698,7 @@ def test_bidding_deadline_without_bids_is_unsold_zero() -> None:
 
 @covers((BIDDING, Shutdown, NONE))
 def test_bidding_shutdown_records_bids_then_cancels() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"120")
     h(Shutdown())
@@ -804,7 +720,7 @@ def test_bidding_shutdown_records_bids_then_cancels() -> None:
 
 @covers((FINISHING, Connected, NEW))
 def test_finishing_newcomer_is_busy() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h.connect(90) == ["BUSY"] and h.closed(90)
     assert h.kinds() == [LogKind.BUSY]
@@ -813,7 +729,7 @@ def test_finishing_newcomer_is_busy() -> None:
 @covers((FINISHING, LineReceived, SELLER), (FINISHING, LineReceived, BUYER))
 @pytest.mark.parametrize("conn", [S, B1])
 def test_finishing_lines_are_done(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h.say(conn, b"150") == ["DONE"]
     assert h.state is FINISHING
@@ -822,7 +738,7 @@ def test_finishing_lines_are_done(conn: int) -> None:
 @covers((FINISHING, LineTooLong, SELLER), (FINISHING, LineTooLong, BUYER))
 @pytest.mark.parametrize("conn", [S, B3])
 def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(LineTooLong(conn))
     assert h.read(conn) == ["ERROR line-too-long"] and h.closed(conn)
@@ -840,7 +756,7 @@ def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
 @covers((FINISHING, InputEnded, SELLER), (FINISHING, InputEnded, BUYER))
 @pytest.mark.parametrize("conn", [S, B1])
 def test_finishing_input_ended_still_gets_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h(InputEnded(conn)) == []
     h(Recorded())
@@ -851,7 +767,7 @@ def test_finishing_input_ended_still_gets_result(conn: int) -> None:
 @covers((FINISHING, Departed, SELLER), (FINISHING, Departed, BUYER))
 @pytest.mark.parametrize("conn", [S, B3])
 def test_finishing_departure_loses_only_that_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(Departed(conn))
     assert h.closed(conn) and h.kinds() == [LEFT[conn]]
@@ -864,7 +780,7 @@ def test_finishing_departure_loses_only_that_result(conn: int) -> None:
 
 @covers((FINISHING, Tick, NONE))
 def test_finishing_tick_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h(Tick(), at=T0 + 10_000) == []
     assert h.state is FINISHING
@@ -872,7 +788,7 @@ def test_finishing_tick_does_nothing() -> None:
 
 @covers((FINISHING, Recorded, NONE))
 def test_finishing_recorded_releases_results_and_resets() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h.assert_quiet()  # nothing before the record is durable
     h(Recorded())
@@ -891,7 +807,7 @@ def test_finishing_recorded_releases_results_and_resets() -> None:
 
 @covers((FINISHING, Shutdown, NONE))
 def test_finishing_shutdown_replaces_the_result_with_cancelled() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(Shutdown())
     h.assert_quiet()
@@ -911,7 +827,7 @@ def test_finishing_shutdown_replaces_the_result_with_cancelled() -> None:
 
 @covers((FINISHING, Shutdown, NONE))
 def test_finishing_shutdown_after_a_cancellation_records_the_shutdown() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h(Departed(S))
     h(Shutdown())
@@ -929,7 +845,7 @@ def test_finishing_shutdown_after_a_cancellation_records_the_shutdown() -> None:
 
 @covers((STOPPING, Connected, NEW), (STOPPING, Tick, NONE), (STOPPING, Shutdown, NONE))
 def test_stopping_turns_everyone_away_and_nothing_else_happens() -> None:
-    h = Harness()
+    h = harness()
     h(Shutdown())
     h.kinds()
     assert h.connect(2) == ["BUSY"] and h.closed(2)
@@ -953,7 +869,7 @@ def test_entering_a_state_the_entry_does_not_name_is_refused(
 ) -> None:
     key = (WS, LineReceived, SELLER)
     monkeypatch.setitem(TRANSITIONS, key, Transition(TRANSITIONS[key].handler))
-    h = Harness()
+    h = harness()
     with_seller(h)
     with pytest.raises(AuctionError, match="waiting-seller -> waiting-buyers"):
         h(LineReceived(S, b"2 100 3 WolfPackSword"))
@@ -968,7 +884,7 @@ def test_every_transition_is_covered() -> None:
 
 
 def reach(state: State) -> Harness:
-    h = Harness()
+    h = harness()
     setups: dict[State, Callable[[Harness], object]] = {
         WS: with_seller, WB: waiting_buyers, BIDDING: bidding, FINISHING: finishing,
         STOPPING: lambda h: h(Shutdown()),
@@ -995,7 +911,7 @@ def test_recorded_outside_finishing_is_refused(state: State) -> None:
 
 
 def test_recorded_in_fresh_machine_is_refused() -> None:
-    assert_refused(Harness(), Recorded())
+    assert_refused(harness(), Recorded())
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -1028,7 +944,7 @@ def test_no_buyer_events_in_waiting_seller_or_stopping(state: State) -> None:
 
 
 def test_events_after_close_are_refused() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     assert h.connect(90) == ["BUSY"]
     assert_refused(h, LineReceived(90, b"hello"))  # a BUSY connection is no party
@@ -1110,7 +1026,7 @@ def test_settle(pricing: int, min_price: int, bids: list[tuple[int, int]], want:
 
 def test_transcript_auction_end_to_end() -> None:
     """The auction of TRANSCRIPTS.md: every line, every log, the record."""
-    h = Harness()
+    h = harness()
     h(Connected(S, peer(S)), at=T0)
     h(LineReceived(S, b"2 100 3 WolfPackSword"), at=T0 + 1)
     for i, conn in enumerate((B1, B2, B3)):
@@ -1177,7 +1093,7 @@ def test_transcript_auction_end_to_end() -> None:
 def test_results_on_the_wire(
     request_line: bytes, bids: list[tuple[int, bytes]], seller: str, results: dict[int, str]
 ) -> None:
-    h = Harness()
+    h = harness()
     lines = run_auction(h, request_line, bids)
     assert lines[S][-1] == seller
     for conn, line in results.items():
@@ -1188,7 +1104,7 @@ def test_results_on_the_wire(
 
 
 def test_buyer_numbering_after_departures_is_never_reused() -> None:
-    h = Harness()
+    h = harness()
     started(h, b"1 10 2 Map")
     assert h.connect(B1) == ["ROLE BUYER 1", "WAITING 1 2"]
     h(Departed(B1))
@@ -1205,7 +1121,7 @@ def test_buyer_numbering_after_departures_is_never_reused() -> None:
 
 
 def test_seller_leaving_in_bidding_and_buyer_after_accepted_record_normally() -> None:
-    h = Harness()
+    h = harness()
     bidding(h, b"1 100 2 Map")
     h.say(B1, b"300")
     h(Departed(B1))
@@ -1219,7 +1135,7 @@ def test_seller_leaving_in_bidding_and_buyer_after_accepted_record_normally() ->
 
 
 def test_many_buyers_and_lines_each_get_exactly_one_close() -> None:
-    h = Harness(max_buyers=200)
+    h = harness(max_buyers=200)
     with_seller(h)
     h.say(S, b"2 10 200 Crate")
     conns = list(range(1000, 1200))
@@ -1253,7 +1169,7 @@ def random_run(seed: int, steps: int = 150) -> Harness:
     """Feed a random sequence of events a correct caller could produce; end
     with a shutdown; return the harness."""
     rng = random.Random(seed)
-    h = Harness(max_buyers=4, request_timeout=5.0, bid_timeout=5.0)
+    h = harness(max_buyers=4, request_timeout=5.0, bid_timeout=5.0)
     next_conn = 1
     input_ended: set[int] = set()
     for _ in range(steps):

@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from reactor_auction.actions import carry_out
 from reactor_auction.auction import Auction
 from reactor_auction.events import (
     Action,
+    AuctionRecord,
     Close,
     Departed,
     Event,
@@ -152,11 +154,12 @@ class Link(Protocol):
 
 
 class Shell:
-    """Feeds events to one Auction and carries out its actions.
+    """Feeds events to one Auction and carries out its actions (it is their
+    ``actions.Executor``).
 
-    The same job as service.AuctionService._feed, minus the ledger: a
-    ``Record`` action is answered with ``Recorded`` at once. The caller
-    serialises calls (one event loop, or a lock).
+    The same job as service.AuctionService, minus the ledger: a ``Record``
+    action is answered with ``Recorded`` at once. The caller serialises calls
+    (one event loop, or a lock).
     """
 
     def __init__(
@@ -174,6 +177,7 @@ class Shell:
         self.links: dict[int, Link] = {}
         self._ids = itertools.count(1)
         self.stopping = False
+        self._recorded = False  # a Record action was carried out
 
     def add(self, link: Link) -> int:
         """Register a new connection; return its number for the machine."""
@@ -202,26 +206,32 @@ class Shell:
     def feed(self, event: Event) -> None:
         """Give ``event`` to the machine and carry out what it answers."""
         actions = self.auction.handle(event, time.monotonic())
-        recorded = False
-        links = self.links
-        # As service.AuctionService: one send per connection per batch.
-        for action in coalesce(actions):
-            if isinstance(action, Send):
-                link = links.get(action.conn)
-                if link is not None:
-                    link.send(action.data)
-            elif isinstance(action, Close):
-                link = links.get(action.conn)
-                if link is not None:
-                    link.detached = True
-                    link.finish()
-            elif isinstance(action, Log):
-                self.emit(action.kind, action.args)
-            elif isinstance(action, Record):
-                recorded = True
+        self._recorded = False
+        # One send per connection per batch: these event loops write at once.
+        carry_out(coalesce(actions), self)
+        recorded = self._recorded
         deadline = self.auction.deadline
         if deadline != self._armed:
             self._armed = deadline
             self._arm(deadline)
         if recorded:
             self.feed(Recorded())  # no ledger: "committed" at once
+
+    # -- the actions' Executor ----------------------------------------------------
+
+    def send(self, conn: int, data: bytes) -> None:
+        link = self.links.get(conn)
+        if link is not None:
+            link.send(data)
+
+    def close(self, conn: int) -> None:
+        link = self.links.get(conn)
+        if link is not None:
+            link.detached = True
+            link.finish()
+
+    def log(self, log: Log) -> None:
+        self.emit(log.kind, log.args)
+
+    def record(self, record: AuctionRecord) -> None:
+        self._recorded = True
