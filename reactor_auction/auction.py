@@ -242,7 +242,7 @@ class Auction:
         self._send(event.conn, protocol.notyet())
 
     def _input_ended(self, event: InputEnded) -> None:
-        pass  # Half-closed: it sends nothing more but still receives its result.
+        pass  # From bidding on: it sends nothing more but still gets its result.
 
     def _too_long(self, event: LineTooLong) -> None:
         self._log(LogKind.LINE_TOO_LONG, self._party(event.conn).peer)
@@ -349,7 +349,10 @@ class Auction:
         self._log(LogKind.BUYER_LEFT_WAITING, buyer.number)
         self._close(buyer)
 
-    def _seller_left_waiting(self, event: Departed) -> None:
+    def _seller_left_waiting(self, event: InputEnded | Departed) -> None:
+        """The seller left while buyers wait: the auction is cancelled. Before
+        bidding, end of input is leaving as a reset is (docs/PROTOCOL.md,
+        "Leaving")."""
         seller = self._seller
         assert seller is not None
         self._log(LogKind.SELLER_LEFT_WAITING)
@@ -520,7 +523,7 @@ TRANSITIONS: dict[tuple[State, type, Role], Transition] = {
     (_WB, LineReceived, _BUYER): Transition(_A._answer_notyet),
     (_WB, LineTooLong, _SELLER): Transition(_A._too_long, _to(_FINISHING)),
     (_WB, LineTooLong, _BUYER): Transition(_A._too_long),
-    (_WB, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_WB, InputEnded, _SELLER): Transition(_A._seller_left_waiting, _to(_FINISHING)),
     (_WB, InputEnded, _BUYER): Transition(_A._buyer_left_waiting),
     (_WB, Departed, _SELLER): Transition(_A._seller_left_waiting, _to(_FINISHING)),
     (_WB, Departed, _BUYER): Transition(_A._buyer_left_waiting),

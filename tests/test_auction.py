@@ -388,22 +388,6 @@ def test_wb_buyer_line_too_long_frees_its_place() -> None:
     assert h.connect(B3) == ["ROLE BUYER 3", "WAITING 2 3"]  # numbers are never reused
 
 
-@covers((WB, InputEnded, SELLER))
-def test_wb_seller_input_ended_stays_and_gets_its_result() -> None:
-    h = harness()
-    waiting_buyers(h)
-    h.kinds()
-    assert h(InputEnded(S)) == []
-    assert h.state is WB
-    h.connect(B3)
-    h.inbox.clear()
-    for conn, amount in ((B1, b"120"), (B2, b"150"), (B3, b"180")):
-        h.say(conn, amount)
-    h(Recorded())
-    assert h.read(S) == ["SOLD 150 WolfPackSword"]
-    h.assert_all_closed()
-
-
 @covers((WB, InputEnded, BUYER), (WB, Departed, BUYER))
 @pytest.mark.parametrize("event", [InputEnded, Departed])
 def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
@@ -423,12 +407,14 @@ def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
     assert h.state is BIDDING
 
 
-@covers((WB, Departed, SELLER))
-def test_wb_seller_departure_cancels_after_the_record() -> None:
+@covers((WB, InputEnded, SELLER), (WB, Departed, SELLER))
+@pytest.mark.parametrize("event", [InputEnded, Departed])
+def test_wb_seller_leaving_cancels_after_the_record(event: type) -> None:
+    """Before bidding, end of input is leaving as a reset is."""
     h = harness()
     waiting_buyers(h)
     h.kinds()
-    h(Departed(S), at=T0 + 3)
+    h(event(S), at=T0 + 3)
     assert h.closed(S) and h.read(S) == []
     assert h.state is FINISHING
     assert h.kinds() == [LogKind.SELLER_LEFT_WAITING, LogKind.CANCELLED, LogKind.STATE]
@@ -446,6 +432,22 @@ def test_wb_seller_departure_cancels_after_the_record() -> None:
     assert h.state is WS and h.kinds() == [LogKind.STATE]
     h.assert_all_closed()
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]  # back to waiting-seller
+
+
+@covers((WB, InputEnded, SELLER))
+def test_wb_seller_input_ended_with_its_request_cancels_before_any_buyer() -> None:
+    """``printf '1 10 1 X\\n' | nc -N``: the request and the end of input
+    arrive together; the auction starts and is cancelled at once."""
+    h = harness()
+    started(h, b"1 10 1 X")
+    h(InputEnded(S))
+    assert h.closed(S) and h.read(S) == []
+    (record,) = h.records
+    assert (record.outcome, record.reason) == ("cancelled", CancelReason.SELLER_LEFT)
+    assert (record.buyers_requested, record.buyers_connected) == (1, 0)
+    h(Recorded())
+    assert h.state is WS
+    assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
 
 
 @covers((WB, Tick, NONE))

@@ -388,14 +388,14 @@ def test_byte_trickling_buyer_still_hits_the_bid_timeout(
 def test_half_closed_seller_and_buyers_get_their_results(
     start_server: Start, connect: Connect
 ) -> None:
-    """Like ``printf '2 100 2 X\\n' | nc -N``: the line and the end of input
-    arrive together; the client still reads its result."""
+    """From bidding on, a client that half-closes (``nc -N``) still reads its
+    result; a buyer's last line and its end of input may arrive together."""
     server = start_server()
     seller = connect(server.port)
     seller.send(b"2 100 2 Half Shut\n")
-    half_close(seller)
     seller.expect(b"ROLE SELLER", b"REQUEST", b"START")
     one, two = fill(connect, server.port, 2)
+    half_close(seller)
     one.send(b"150\n")
     half_close(one)
     one.expect(b"ACCEPTED")
