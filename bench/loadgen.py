@@ -21,7 +21,7 @@ is not comparable and is reported as failed):
 - ``scale``: one auction per size (1k, 2k, 5k, 10k buyers): time and RSS.
 
 Every auction is checked: buyers are numbered 1..N, bids are distinct, the
-seller and every buyer get the result ``auction.settle`` gives (one WON at the
+seller and every buyer get the result ``outcome.settle`` gives (one WON at the
 right price, the others LOST), and the server closes each connection after
 its final line.
 
@@ -50,9 +50,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reactor_auction.auction import settle  # noqa: E402
 from reactor_auction.net import raise_fd_limit  # noqa: E402
-from reactor_auction.protocol import SECOND_PRICE, encode  # noqa: E402
+from reactor_auction.outcome import settle  # noqa: E402
+from reactor_auction.protocol import Pricing, encode  # noqa: E402
 
 Addr = tuple[str, int]
 Metrics = dict[str, float]
@@ -329,7 +329,7 @@ class Auction(Handler):
         if line == b"ROLE SELLER":
             return
         if line == b"REQUEST":
-            text = f"{SECOND_PRICE} {self.min_price} {self.request} {self.item}\n"
+            text = f"{Pricing.SECOND.value} {self.min_price} {self.request} {self.item}\n"
             self.driver.send(seller, text.encode())
         elif line == b"START":
             self.started_at = time.perf_counter()
@@ -400,7 +400,7 @@ class Auction(Handler):
                 errors.append(f"{len(wrong)} buyers did not get {want!r}, e.g. buyer {wrong[0]}")
             return errors
         bids = [(k, bid_of(k)) for k in range(1, self.request + 1)]
-        outcome = settle(SECOND_PRICE, self.min_price, bids)
+        outcome = settle(Pricing.SECOND, self.min_price, bids)
         item = self.item
         assert self.seller is not None
         if self.seller.final != encode("SOLD", outcome.price, item).rstrip(b"\n"):

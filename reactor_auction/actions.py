@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from .auction import Action, AuctionRecord, Close, Log, Record, Send
+from .events import Action, AuctionRecord, Close, Log, Record, Send
 
 
 class Executor(Protocol):

@@ -1,9 +1,8 @@
-"""The auction as a sans-IO state machine.
+"""The auction as a sans-IO state machine: the server's ``Auction`` and its
+transition table.
 
-Events go in (a connection arrived, a line arrived, input ended, a connection
-was lost, time passed, the ledger committed, shut down), each with the time
-``now`` from a monotonic clock; actions come out (send these bytes, close that
-connection, log this, record that). No sockets, no real clock: the reactor
+The events it takes and the actions it answers with are in events.py; the
+outcome rule is in outcome.py. No sockets, no real clock: the server's shell
 feeds events and carries out actions, and the tests do the same without a
 network.
 
@@ -12,45 +11,48 @@ machine has heard of gets exactly one ``Close`` action in the end, after its
 final line if it was still there to receive one; after ``Close`` the caller
 must not send further events for that connection.
 
-The transition table ``TRANSITIONS`` is plain data: (state, event, role) ->
-handler. A pair that is not in it is a bug in the caller and raises
-``AuctionError``.
+The transition table ``TRANSITIONS`` is plain data, as in h11's
+``_state.py``: (state, event type, role) -> the handler and the states it
+may lead to. A key that is not in it is a bug in the caller and raises
+``AuctionError``; a handler entering a state its entry does not name is a
+bug in the machine and raises ``AuctionError`` too. tools/diagram.py draws
+the table.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
-from .protocol import InvalidInput, Request, encode
+from .events import (
+    Action,
+    BidRecord,
+    Close,
+    Connected,
+    Departed,
+    Event,
+    IdentityEnum,
+    InputEnded,
+    LineReceived,
+    LineTooLong,
+    Log,
+    LogKind,
+    Record,
+    Recorded,
+    Send,
+    Shutdown,
+    State,
+    Tick,
+)
+from .outcome import Outcome, settle
+from .parties import Buyer, Party, Round
+from .protocol import CancelReason, InvalidInput
 
-# --- states, events, actions -------------------------------------------------
 
-
-class State(enum.Enum):
-    """The four states of PROTOCOL.md."""
-
-    # Members are singletons compared by identity: hash them by identity too,
-    # in C, instead of Enum's Python-level hash of the name (every event looks
-    # up the transition table with a state and a role in its key).
-    __hash__ = object.__hash__
-
-    WAITING_SELLER = "waiting-seller"
-    WAITING_BUYERS = "waiting-buyers"
-    BIDDING = "bidding"
-    FINISHING = "finishing"
-
-
-class Role(enum.Enum):
+class Role(IdentityEnum):
     """Who an event is about."""
-
-    # Members are singletons compared by identity: hash them by identity too,
-    # in C, instead of Enum's Python-level hash of the name (every event looks
-    # up the transition table with a state and a role in its key).
-    __hash__ = object.__hash__
 
     NEW = "new"  # a connection the machine has not seen
     SELLER = "seller"
@@ -58,286 +60,25 @@ class Role(enum.Enum):
     NONE = "none"  # events about no connection: time, the ledger, shutdown
 
 
-@dataclass(frozen=True, slots=True)
-class Connected:
-    conn: int
-    peer: str  #: "ip:port", for logs and the record
-
-
-@dataclass(frozen=True, slots=True)
-class LineReceived:
-    conn: int
-    line: bytes  #: one framed line, terminator removed
-
-
-@dataclass(frozen=True, slots=True)
-class LineTooLong:
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class InputEnded:
-    """The peer will send nothing more (EOF); it may still be reading."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Departed:
-    """The connection is gone (reset, write failure, output overflow)."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Time passed; sent when ``Auction.deadline`` is reached."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """The ledger committed the last ``Record`` (or there is no ledger)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    """The server is stopping (SIGINT/SIGTERM)."""
-
-
-Event = Connected | LineReceived | LineTooLong | InputEnded | Departed | Tick | Recorded | Shutdown
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    conn: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close ``conn`` once everything sent to it is flushed."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """Something a person watching the server should see; text.py words it."""
-
-    kind: str
-    args: tuple[object, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BidRecord:
-    buyer: int  #: the buyer's number in this auction
-    amount: int
-    order: int  #: arrival order, from 1
-    at: float  #: monotonic time of arrival
-
-
-@dataclass(frozen=True, slots=True)
-class AuctionRecord:
-    """What the ledger keeps of one auction that reached START."""
-
-    item: str
-    kind: int
-    min_price: int
-    buyers_requested: int
-    buyers_connected: int
-    outcome: str  #: "sold", "unsold" or "cancelled"
-    reason: str  #: why it was cancelled, else ""
-    winner: int | None
-    winner_peer: str
-    highest: int
-    price: int
-    started_at: float  #: monotonic; the ledger converts to wall time
-    ended_at: float
-    seller_peer: str
-    bids: tuple[BidRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """Commit ``record``, then feed ``Recorded``; results wait for it."""
-
-    record: AuctionRecord
-
-
-Action = Send | Close | Log | Record
-
-
 _TICK = Tick()
 
 
 class AuctionError(RuntimeError):
-    """An event the transition table does not allow: a bug in the caller."""
-
-
-#: What a shell tells every client when the machine itself failed (raised):
-#: nothing the machine says can be trusted any more, so the auction is over.
-SERVER_ERROR_LINE = encode("CANCELLED", "server-error")
-
-
-def coalesce(actions: Sequence[Action]) -> list[Action]:
-    """Return ``actions`` with each connection's Sends merged into one.
-
-    A connection's merged Send stands where its first Send stood; a Close
-    ends the run (bytes after it would be dropped anyway) and a Record is a
-    barrier (nothing moves across it), so what reaches each connection, and
-    when relative to the ledger, is unchanged. For a shell that writes at
-    once, one Send per connection means one system call: ROLE and WAITING,
-    INVALID and the prompt again, ACCEPTED and a result each travel together.
-    (The project's own reactor needs no help here: a Stream sends whatever
-    one turn of the loop wrote to it in one call. The asyncio, uvloop and
-    threaded baselines in bench/ use this.)
-    """
-    merged: list[Action] = []
-    open_send: dict[int, int] = {}  # conn -> index of its Send in merged
-    for action in actions:
-        if isinstance(action, Send):
-            index = open_send.get(action.conn)
-            if index is None:
-                open_send[action.conn] = len(merged)
-                merged.append(action)
-            else:
-                first = merged[index]
-                assert isinstance(first, Send)
-                merged[index] = Send(action.conn, first.data + action.data)
-            continue
-        if isinstance(action, Close):
-            open_send.pop(action.conn, None)
-        elif isinstance(action, Record):
-            open_send.clear()
-        merged.append(action)
-    return merged
-
-
-# --- the outcome rule ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    sold: bool
-    highest: int  #: the highest bid, 0 when none arrived
-    price: int  #: what the winner pays; 0 when unsold
-    winner: int | None  #: the winning buyer's number, None when unsold
-
-
-def settle(kind: int, min_price: int, bids: Sequence[tuple[int, int]]) -> Outcome:
-    """Return the outcome of an auction.
-
-    ``bids`` is (buyer, amount) in arrival order. The highest bid wins and a
-    tie goes to the earliest. It is sold when the highest bid is at least
-    ``min_price``. First price: the winner pays its bid. Second price: the
-    winner pays max(highest of the other bids, min_price).
-    """
-    winner: int | None = None
-    highest = 0
-    for buyer, amount in bids:
-        if amount > highest:  # strictly greater: ties stay with the earlier bid
-            winner, highest = buyer, amount
-    if winner is None or highest < min_price:
-        return Outcome(False, highest, 0, None)
-    if kind == protocol.FIRST_PRICE:
-        return Outcome(True, highest, highest, winner)
-    others = [amount for buyer, amount in bids if buyer != winner]
-    return Outcome(True, highest, max(max(others, default=0), min_price), winner)
-
-
-# --- participants --------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _Party:
-    conn: int
-    peer: str
-    present: bool = True  # we can still write to it
-
-
-@dataclass(slots=True, eq=False)
-class _Buyer(_Party):
-    number: int = 0
-    bid: int | None = None
-    input_open: bool = True  # it can still send lines
-
-
-@dataclass(slots=True)
-class _Auction:
-    """The auction under way, from the accepted request to the result."""
-
-    request: Request
-    seller: _Party
-    started_at: float
-    bids: list[BidRecord] = field(default_factory=list)
+    """An event the transition table does not allow (a bug in the caller), or
+    a state change it does not allow (a bug in the machine)."""
 
 
 # --- the machine ---------------------------------------------------------------
 
-_S = State
-_R = Role
 
-#: (state, event type, role) -> name of the Auction method that handles it.
-TRANSITIONS: dict[tuple[State, type, Role], str] = {
-    # waiting-seller: the first connection becomes the seller.
-    (_S.WAITING_SELLER, Connected, _R.NEW): "_seller_or_busy",
-    (_S.WAITING_SELLER, LineReceived, _R.SELLER): "_seller_request",
-    (_S.WAITING_SELLER, LineTooLong, _R.SELLER): "_too_long",
-    (_S.WAITING_SELLER, InputEnded, _R.SELLER): "_seller_left_early",
-    (_S.WAITING_SELLER, Departed, _R.SELLER): "_seller_left_early",
-    (_S.WAITING_SELLER, Tick, _R.NONE): "_request_deadline",
-    (_S.WAITING_SELLER, Shutdown, _R.NONE): "_shutdown",
-    # waiting-buyers: connections become buyers until the count is reached.
-    (_S.WAITING_BUYERS, Connected, _R.NEW): "_add_buyer",
-    (_S.WAITING_BUYERS, LineReceived, _R.SELLER): "_done",
-    (_S.WAITING_BUYERS, LineReceived, _R.BUYER): "_notyet",
-    (_S.WAITING_BUYERS, LineTooLong, _R.SELLER): "_too_long",
-    (_S.WAITING_BUYERS, LineTooLong, _R.BUYER): "_too_long",
-    (_S.WAITING_BUYERS, InputEnded, _R.SELLER): "_input_ended",
-    (_S.WAITING_BUYERS, InputEnded, _R.BUYER): "_buyer_left_waiting",
-    (_S.WAITING_BUYERS, Departed, _R.SELLER): "_seller_left_waiting",
-    (_S.WAITING_BUYERS, Departed, _R.BUYER): "_buyer_left_waiting",
-    (_S.WAITING_BUYERS, Tick, _R.NONE): "_nothing",
-    (_S.WAITING_BUYERS, Shutdown, _R.NONE): "_shutdown",
-    # bidding: one bid per connected buyer, until all are in or time is up.
-    (_S.BIDDING, Connected, _R.NEW): "_busy",
-    (_S.BIDDING, LineReceived, _R.SELLER): "_done",
-    (_S.BIDDING, LineReceived, _R.BUYER): "_bid",
-    (_S.BIDDING, LineTooLong, _R.SELLER): "_too_long",
-    (_S.BIDDING, LineTooLong, _R.BUYER): "_too_long",
-    (_S.BIDDING, InputEnded, _R.SELLER): "_input_ended",
-    (_S.BIDDING, InputEnded, _R.BUYER): "_buyer_input_ended_bidding",
-    (_S.BIDDING, Departed, _R.SELLER): "_left_for_good",
-    (_S.BIDDING, Departed, _R.BUYER): "_buyer_left_bidding",
-    (_S.BIDDING, Tick, _R.NONE): "_bid_deadline",
-    (_S.BIDDING, Shutdown, _R.NONE): "_shutdown",
-    # finishing: the result waits for the ledger, then goes out.
-    (_S.FINISHING, Connected, _R.NEW): "_busy",
-    (_S.FINISHING, LineReceived, _R.SELLER): "_done",
-    (_S.FINISHING, LineReceived, _R.BUYER): "_done",
-    (_S.FINISHING, LineTooLong, _R.SELLER): "_too_long",
-    (_S.FINISHING, LineTooLong, _R.BUYER): "_too_long",
-    (_S.FINISHING, InputEnded, _R.SELLER): "_input_ended",
-    (_S.FINISHING, InputEnded, _R.BUYER): "_input_ended",
-    (_S.FINISHING, Departed, _R.SELLER): "_left_for_good",
-    (_S.FINISHING, Departed, _R.BUYER): "_left_for_good",
-    (_S.FINISHING, Tick, _R.NONE): "_nothing",
-    (_S.FINISHING, Recorded, _R.NONE): "_announce",
-    (_S.FINISHING, Shutdown, _R.NONE): "_shutdown",
-}
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One entry of the table: who handles the event, and where it may lead."""
 
-_MSG_ROLE_SELLER = encode("ROLE", "SELLER")
-_MSG_REQUEST = encode("REQUEST")
-_MSG_INVALID_REQUEST = encode("INVALID", "request")
-_MSG_START = encode("START")
-_MSG_BID = encode("BID")
-_MSG_INVALID_BID = encode("INVALID", "bid")
-_MSG_ACCEPTED = encode("ACCEPTED")
-_MSG_NOTYET = encode("NOTYET")
-_MSG_DONE = encode("DONE")
-_MSG_BUSY = encode("BUSY")
-_MSG_TIMEOUT = encode("TIMEOUT")
-_MSG_LINE_TOO_LONG = encode("ERROR", "line-too-long")
+    #: An Auction method, called with the machine and the event.
+    handler: Callable[[Auction, Any], None]
+    #: The states the handler may enter; none: the state stays as it is.
+    targets: frozenset[State] = frozenset()
 
 
 class Auction:
@@ -359,20 +100,15 @@ class Auction:
         self.bid_timeout = bid_timeout
         self.state = State.WAITING_SELLER
         self.deadline: float | None = None
-        self._seller: _Party | None = None
-        self._buyers: dict[int, _Buyer] = {}  # conn -> buyer, in joining order
+        self._seller: Party | None = None
+        self._buyers: dict[int, Buyer] = {}  # conn -> buyer, in joining order
         self._next_number = 1
         self._undecided = 0  # buyers that can still bid and have not
-        self._auction: _Auction | None = None
-        self._finals: list[tuple[_Party, bytes]] = []  # sent after Recorded
+        self._round: Round | None = None
+        self._last_lines: list[tuple[Party, bytes]] = []  # sent after Recorded
         self._actions: list[Action] = []
         self._now = 0.0
-        self._stopping = False
-        # TRANSITIONS with each name bound to this machine, looked up once here
-        # rather than for every event.
-        self._handlers: dict[tuple[State, type, Role], Callable[[Any], None]] = {
-            key: getattr(self, name) for key, name in TRANSITIONS.items()
-        }
+        self._running: Transition | None = None  # the entry whose handler runs
 
     # -- public API -------------------------------------------------------------
 
@@ -388,28 +124,32 @@ class Auction:
         Raises AuctionError for an event the transition table does not allow
         in the current state (an unknown connection, ``Recorded`` outside
         ``finishing``): a bug in the caller, not in a client. Nothing has
-        changed then.
+        changed then. Raises AuctionError too if a handler enters a state
+        that its entry does not name: a bug in the machine.
         """
-        handler = self._transition(event)
+        transition = self._transition(event)
         self._now = now
         actions: list[Action] = []
         self._actions = actions
         due = self.deadline is not None and now >= self.deadline
         if isinstance(event, Tick):
             if due:
-                handler(event)
+                self._running = transition
+                transition.handler(self, event)
             return actions
         if due:
-            self._transition(_TICK)(_TICK)
+            self._running = self._transition(_TICK)
+            self._running.handler(self, _TICK)
             try:
-                handler = self._transition(event)
+                transition = self._transition(event)
             except AuctionError:
                 return actions  # its connection got TIMEOUT and was closed
-        handler(event)
+        self._running = transition
+        transition.handler(self, event)
         return actions
 
-    def _transition(self, event: Event) -> Callable[[Any], None]:
-        """Return the bound handler of ``event`` in the current state.
+    def _transition(self, event: Event) -> Transition:
+        """Return the table's entry for ``event`` in the current state.
 
         The event's role: NONE for an event of no connection, SELLER or BUYER
         for a present party's connection, NEW for a connection not seen
@@ -417,7 +157,7 @@ class Auction:
         for an event of a connection the machine does not know (or a second
         Connected for one it does).
         """
-        kind = type(event)
+        event_type = type(event)
         conn = getattr(event, "conn", None)
         if conn is None:
             role = Role.NONE
@@ -428,18 +168,18 @@ class Auction:
                 role = Role.SELLER
             elif buyer is not None and buyer.present:
                 role = Role.BUYER
-            elif kind is Connected:
+            elif event_type is Connected:
                 role = Role.NEW
             else:
-                raise AuctionError(f"{kind.__name__} for unknown connection {conn}")
-            if kind is Connected and role is not Role.NEW:
+                raise AuctionError(f"{event_type.__name__} for unknown connection {conn}")
+            if event_type is Connected and role is not Role.NEW:
                 raise AuctionError(f"connection {conn} connected twice")
-        handler = self._handlers.get((self.state, kind, role))
-        if handler is None:
+        transition = TRANSITIONS.get((self.state, event_type, role))
+        if transition is None:
             raise AuctionError(
-                f"{kind.__name__} from {role.value} not allowed in {self.state.value}"
+                f"{event_type.__name__} from {role.value} not allowed in {self.state.value}"
             )
-        return handler
+        return transition
 
     @property
     def buyers_connected(self) -> int:
@@ -448,7 +188,7 @@ class Auction:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _party(self, conn: int) -> _Party:
+    def _party(self, conn: int) -> Party:
         seller = self._seller
         if seller is not None and seller.conn == conn:
             return seller
@@ -457,28 +197,31 @@ class Auction:
     def _send(self, conn: int, data: bytes) -> None:
         self._actions.append(Send(conn, data))
 
-    def _log(self, kind: str, *args: object) -> None:
+    def _log(self, kind: LogKind, *args: object) -> None:
         self._actions.append(Log(kind, args))
 
     def _enter(self, state: State) -> None:
+        """Move to ``state``; raises AuctionError unless the running
+        transition's entry names it."""
+        running = self._running
+        if running is None or state not in running.targets:
+            raise AuctionError(
+                f"{self.state.value} -> {state.value} is not a target of this transition"
+            )
         self.state = state
-        self._log("state", state.value)
+        if state is not State.STOPPING:  # the console shows the protocol's states
+            self._log(LogKind.STATE, state)
 
-    def _close(self, party: _Party) -> None:
+    def _close(self, party: Party) -> None:
         """Close a party's connection (its final line, if any, was sent)."""
         if party.present:
             party.present = False
             self._actions.append(Close(party.conn))
 
-    def _final(self, conn: int, data: bytes) -> None:
-        """Send a final line to a connection that is no party (BUSY)."""
-        self._send(conn, data)
-        self._actions.append(Close(conn))
-
-    def _final_to(self, party: _Party, data: bytes) -> None:
+    def _close_with(self, party: Party, line: bytes) -> None:
         """Send a party its final line and close it."""
         if party.present:
-            self._send(party.conn, data)
+            self._send(party.conn, line)
         self._close(party)
 
     # -- handlers shared by several states --------------------------------------
@@ -487,48 +230,54 @@ class Auction:
         pass
 
     def _busy(self, event: Connected) -> None:
-        self._log("busy", event.peer, self.state.value)
-        self._final(event.conn, _MSG_BUSY)
+        """Turn a newcomer away: it never becomes a party."""
+        self._log(LogKind.BUSY, event.peer, self.state)
+        self._send(event.conn, protocol.busy())
+        self._actions.append(Close(event.conn))
 
-    def _done(self, event: LineReceived) -> None:
-        self._send(event.conn, _MSG_DONE)
+    def _answer_done(self, event: LineReceived) -> None:
+        self._send(event.conn, protocol.done())
 
-    def _notyet(self, event: LineReceived) -> None:
-        self._send(event.conn, _MSG_NOTYET)
+    def _answer_notyet(self, event: LineReceived) -> None:
+        self._send(event.conn, protocol.notyet())
 
     def _input_ended(self, event: InputEnded) -> None:
-        pass  # Half-closed: it sends nothing more but still receives its result.
+        pass  # From bidding on: it sends nothing more but still gets its result.
 
     def _too_long(self, event: LineTooLong) -> None:
-        self._log("line_too_long", self._party(event.conn).peer)
-        self._send(event.conn, _MSG_LINE_TOO_LONG)
+        self._log(LogKind.LINE_TOO_LONG, self._party(event.conn).peer)
+        self._send(event.conn, protocol.line_too_long())
         # The line cannot be framed any more: it is a departure.
         self._depart(event.conn)
 
     def _depart(self, conn: int) -> None:
-        """Run the departure transition for ``conn`` in the current state."""
+        """Run the departure transition for ``conn`` in the current state
+        (the entry that runs it names the same targets)."""
         event = Departed(conn)
-        self._transition(event)(event)
+        outer = self._running
+        self._running = departure = self._transition(event)
+        departure.handler(self, event)
+        self._running = outer
 
     def _left_for_good(self, event: Departed) -> None:
         party = self._party(event.conn)
-        if isinstance(party, _Buyer):
-            self._log("buyer_left", party.number)
+        if isinstance(party, Buyer):
+            self._log(LogKind.BUYER_LEFT, party.number)
         else:
-            self._log("seller_left")
+            self._log(LogKind.SELLER_LEFT)
         self._close(party)
 
     # -- waiting-seller ---------------------------------------------------------
 
     def _seller_or_busy(self, event: Connected) -> None:
-        if self._seller is not None or self._stopping:
+        if self._seller is not None:
             self._busy(event)
             return
-        self._seller = _Party(event.conn, event.peer)
+        self._seller = Party(event.conn, event.peer)
         self.deadline = self._now + self.request_timeout
-        self._log("seller_connected", event.peer)
-        self._send(event.conn, _MSG_ROLE_SELLER)
-        self._send(event.conn, _MSG_REQUEST)
+        self._log(LogKind.SELLER_CONNECTED, event.peer)
+        self._send(event.conn, protocol.role_seller())
+        self._send(event.conn, protocol.request())
 
     def _seller_request(self, event: LineReceived) -> None:
         seller = self._seller
@@ -536,20 +285,23 @@ class Auction:
         try:
             request = protocol.parse_request(event.line, self.max_buyers)
         except InvalidInput as exc:
-            self._log("invalid_request", seller.peer, str(exc))
-            self._send(seller.conn, _MSG_INVALID_REQUEST)
-            self._send(seller.conn, _MSG_REQUEST)
+            self._log(LogKind.INVALID_REQUEST, seller.peer, str(exc))
+            self._send(seller.conn, protocol.invalid_request())
+            self._send(seller.conn, protocol.request())
             return
         self.deadline = None
-        self._auction = _Auction(request, seller, self._now)
-        self._send(seller.conn, _MSG_START)
-        self._log("request_accepted", request.kind, request.min_price, request.buyers, request.item)
+        self._round = Round(request, seller, self._now)
+        self._send(seller.conn, protocol.start())
+        self._log(
+            LogKind.REQUEST_ACCEPTED, request.pricing, request.min_price, request.buyers,
+            request.item,
+        )
         self._enter(State.WAITING_BUYERS)
 
     def _seller_left_early(self, event: InputEnded | Departed) -> None:
         seller = self._seller
         assert seller is not None
-        self._log("seller_left_early", seller.peer)
+        self._log(LogKind.SELLER_LEFT_EARLY, seller.peer)
         self._drop_seller(None)
 
     def _drop_seller(self, line: bytes | None) -> None:
@@ -559,71 +311,74 @@ class Auction:
         if line is None:
             self._close(seller)
         else:
-            self._final_to(seller, line)
+            self._close_with(seller, line)
         self._seller = None
         self.deadline = None
 
     def _request_deadline(self, event: Tick) -> None:
         seller = self._seller
         assert seller is not None  # the deadline runs only while there is one
-        self._log("seller_timeout", seller.peer)
-        self._drop_seller(_MSG_TIMEOUT)
+        self._log(LogKind.SELLER_TIMEOUT, seller.peer)
+        self._drop_seller(protocol.timeout())
 
     # -- waiting-buyers ---------------------------------------------------------
 
     def _add_buyer(self, event: Connected) -> None:
-        auction = self._auction
-        assert auction is not None
-        buyer = _Buyer(event.conn, event.peer, number=self._next_number)
+        current = self._round
+        assert current is not None
+        buyer = Buyer(event.conn, event.peer, number=self._next_number)
         self._next_number += 1
         self._buyers[event.conn] = buyer
-        self._log("buyer_connected", buyer.number, event.peer)
-        self._send(event.conn, encode("ROLE", "BUYER", buyer.number))
+        self._log(LogKind.BUYER_CONNECTED, buyer.number, event.peer)
+        self._send(event.conn, protocol.role_buyer(buyer.number))
         joined = len(self._buyers)  # all present: one that leaves now is removed
-        needed = auction.request.buyers
+        needed = current.request.buyers
         if joined < needed:
-            self._send(event.conn, encode("WAITING", joined, needed))
+            self._send(event.conn, protocol.waiting(joined, needed))
             return
         # The count is complete: bidding starts for everyone at once.
-        self._log("bidding_starts")
+        self._log(LogKind.BIDDING_STARTS)
         self._enter(State.BIDDING)
         self._undecided = joined
         self.deadline = self._now + self.bid_timeout
         for other in self._buyers.values():
-            self._send(other.conn, _MSG_BID)
+            self._send(other.conn, protocol.bid())
 
     def _buyer_left_waiting(self, event: InputEnded | Departed) -> None:
         buyer = self._buyers.pop(event.conn)
-        self._log("buyer_left_waiting", buyer.number)
+        self._log(LogKind.BUYER_LEFT_WAITING, buyer.number)
         self._close(buyer)
 
-    def _seller_left_waiting(self, event: Departed) -> None:
+    def _seller_left_waiting(self, event: InputEnded | Departed) -> None:
+        """The seller left while buyers wait: the auction is cancelled. Before
+        bidding, end of input is leaving as a reset is (docs/PROTOCOL.md,
+        "Leaving")."""
         seller = self._seller
         assert seller is not None
-        self._log("seller_left_waiting")
+        self._log(LogKind.SELLER_LEFT_WAITING)
         self._close(seller)
-        self._cancel("seller-left")
+        self._cancel(CancelReason.SELLER_LEFT)
 
     # -- bidding ----------------------------------------------------------------
 
     def _bid(self, event: LineReceived) -> None:
         buyer = self._buyers[event.conn]
         if buyer.bid is not None:
-            self._send(buyer.conn, _MSG_DONE)
+            self._send(buyer.conn, protocol.done())
             return
         try:
             amount = protocol.parse_bid(event.line)
         except InvalidInput:
-            self._log("invalid_bid", buyer.number)
-            self._send(buyer.conn, _MSG_INVALID_BID)
-            self._send(buyer.conn, _MSG_BID)
+            self._log(LogKind.INVALID_BID, buyer.number)
+            self._send(buyer.conn, protocol.invalid_bid())
+            self._send(buyer.conn, protocol.bid())
             return
-        auction = self._auction
-        assert auction is not None
+        current = self._round
+        assert current is not None
         buyer.bid = amount
-        auction.bids.append(BidRecord(buyer.number, amount, len(auction.bids) + 1, self._now))
-        self._send(buyer.conn, _MSG_ACCEPTED)
-        self._log("bid", buyer.number, amount)
+        current.bids.append(BidRecord(buyer.number, amount, len(current.bids) + 1, self._now))
+        self._send(buyer.conn, protocol.accepted())
+        self._log(LogKind.BID, buyer.number, amount)
         self._decided()
 
     def _decided(self) -> None:
@@ -637,7 +392,7 @@ class Auction:
         buyer.input_open = False
         if buyer.bid is None:
             # It can never bid now: an abstention, but it still gets the result.
-            self._log("abstains", buyer.number)
+            self._log(LogKind.ABSTAINS, buyer.number)
             self._decided()
 
     def _buyer_left_bidding(self, event: Departed) -> None:
@@ -647,104 +402,160 @@ class Auction:
             self._decided()  # an abstention; a bid already in stands
 
     def _bid_deadline(self, event: Tick) -> None:
-        self._log("bid_deadline", self._undecided)
+        self._log(LogKind.BID_DEADLINE, self._undecided)
         self._settle()
 
     def _settle(self) -> None:
-        auction = self._auction
-        assert auction is not None
-        request = auction.request
+        current = self._round
+        assert current is not None
+        request = current.request
         outcome = settle(
-            request.kind, request.min_price, [(b.buyer, b.amount) for b in auction.bids]
+            request.pricing, request.min_price, [(b.buyer, b.amount) for b in current.bids]
         )
         self.deadline = None
         self._enter(State.FINISHING)
         item = request.item
         winner_peer = ""
         if outcome.sold:
-            self._log("sold", outcome.highest, outcome.price)
-            seller_line = encode("SOLD", outcome.price, item)
+            self._log(LogKind.SOLD, outcome.highest, outcome.price)
+            seller_line = protocol.sold(outcome.price, item)
         else:
-            self._log("unsold", outcome.highest, request.min_price)
-            seller_line = encode("UNSOLD", outcome.highest, item)
-        self._finals = [(auction.seller, seller_line)]
-        won = encode("WON", outcome.price, item)
-        lost = encode("LOST", item)
+            self._log(LogKind.UNSOLD, outcome.highest, request.min_price)
+            seller_line = protocol.unsold(outcome.highest, item)
+        self._last_lines = [(current.seller, seller_line)]
+        won = protocol.won(outcome.price, item)
+        lost = protocol.lost(item)
         for buyer in self._buyers.values():
             if outcome.winner == buyer.number:
                 winner_peer = buyer.peer
-                self._finals.append((buyer, won))
+                self._last_lines.append((buyer, won))
             else:
-                self._finals.append((buyer, lost if outcome.sold else seller_line))
-        self._record(
-            "sold" if outcome.sold else "unsold", "", outcome, winner_peer
-        )
+                self._last_lines.append((buyer, lost if outcome.sold else seller_line))
+        self._record(outcome, winner_peer)
 
     # -- finishing and cancelling -------------------------------------------------
 
-    def _record(self, result: str, reason: str, outcome: Outcome, winner_peer: str) -> None:
-        auction = self._auction
-        assert auction is not None
-        request = auction.request
-        self._actions.append(
-            Record(
-                AuctionRecord(
-                    item=request.item,
-                    kind=request.kind,
-                    min_price=request.min_price,
-                    buyers_requested=request.buyers,
-                    buyers_connected=len(self._buyers),
-                    outcome=result,
-                    reason=reason,
-                    winner=outcome.winner,
-                    winner_peer=winner_peer,
-                    highest=outcome.highest,
-                    price=outcome.price,
-                    started_at=auction.started_at,
-                    ended_at=self._now,
-                    seller_peer=auction.seller.peer,
-                    bids=tuple(auction.bids),
-                )
-            )
-        )
+    def _record(self, outcome: Outcome, winner_peer: str) -> None:
+        current = self._round
+        assert current is not None
+        record = current.record(outcome, winner_peer, len(self._buyers), self._now)
+        self._actions.append(Record(record))
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: CancelReason) -> None:
         """End the auction under way as cancelled; finals wait for the ledger."""
-        auction = self._auction
-        assert auction is not None
-        self._log("cancelled", reason)
+        current = self._round
+        assert current is not None
+        current.cancelled = reason
+        self._log(LogKind.CANCELLED, reason)
         self.deadline = None
         if self.state is not State.FINISHING:
             self._enter(State.FINISHING)
-        message = encode("CANCELLED", reason)
-        self._finals = [(auction.seller, message)]
-        self._finals += [(buyer, message) for buyer in self._buyers.values()]
-        highest = max((b.amount for b in auction.bids), default=0)
-        self._record("cancelled", reason, Outcome(False, highest, 0, None), "")
+        message = protocol.cancelled(reason)
+        self._last_lines = [(current.seller, message)]
+        self._last_lines += [(buyer, message) for buyer in self._buyers.values()]
+        highest = max((b.amount for b in current.bids), default=0)
+        self._record(Outcome(False, highest, 0, None), "")
 
     def _announce(self, event: Recorded) -> None:
-        """The record is durable: send every final line, close, start afresh."""
-        for party, line in self._finals:
-            self._final_to(party, line)
-        self._finals = []
+        """The record is durable: send every final line, close, start afresh
+        (or stop, when the auction was cancelled by a shutdown)."""
+        current = self._round
+        assert current is not None
+        for party, line in self._last_lines:
+            self._close_with(party, line)
+        self._last_lines = []
         self._seller = None
         self._buyers = {}
-        self._auction = None
+        self._round = None
         self._undecided = 0
         self._next_number = 1
-        self._enter(State.WAITING_SELLER)
+        stopping = current.cancelled is CancelReason.SHUTDOWN
+        self._enter(State.STOPPING if stopping else State.WAITING_SELLER)
 
-    def _shutdown(self, event: Shutdown) -> None:
-        """Stop: every connected client gets ``CANCELLED shutdown``.
+    # -- shutdown -----------------------------------------------------------------
+    #
+    # Every connected client gets ``CANCELLED shutdown``. A started auction is
+    # recorded as cancelled first; a seller still composing its request has
+    # nothing to record and is told at once.
 
-        A started auction is recorded as cancelled first; a seller still
-        composing its request has nothing to record and is told at once.
-        """
-        if self._stopping:
-            return
-        self._stopping = True
-        if self._auction is None:
-            if self._seller is not None:
-                self._drop_seller(encode("CANCELLED", "shutdown"))
-            return
-        self._cancel("shutdown")
+    def _stop_before_start(self, event: Shutdown) -> None:
+        if self._seller is not None:
+            self._drop_seller(protocol.cancelled(CancelReason.SHUTDOWN))
+        self._enter(State.STOPPING)
+
+    def _shutdown_cancels(self, event: Shutdown) -> None:
+        self._cancel(CancelReason.SHUTDOWN)
+
+    def _shutdown_while_finishing(self, event: Shutdown) -> None:
+        """The result waiting for the ledger is replaced by the cancellation
+        (a second shutdown changes nothing)."""
+        current = self._round
+        assert current is not None
+        if current.cancelled is not CancelReason.SHUTDOWN:
+            self._cancel(CancelReason.SHUTDOWN)
+
+
+# --- the table -------------------------------------------------------------------
+
+_A = Auction
+_WS, _WB = State.WAITING_SELLER, State.WAITING_BUYERS
+_BIDDING, _FINISHING, _STOPPING = State.BIDDING, State.FINISHING, State.STOPPING
+_SELLER, _BUYER, _NEW, _NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
+
+
+def _to(*states: State) -> frozenset[State]:
+    return frozenset(states)
+
+
+#: (state, event type, role) -> the handler and the states it may lead to.
+TRANSITIONS: dict[tuple[State, type, Role], Transition] = {
+    # waiting-seller: the first connection becomes the seller.
+    (_WS, Connected, _NEW): Transition(_A._seller_or_busy),
+    (_WS, LineReceived, _SELLER): Transition(_A._seller_request, _to(_WB)),
+    (_WS, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_WS, InputEnded, _SELLER): Transition(_A._seller_left_early),
+    (_WS, Departed, _SELLER): Transition(_A._seller_left_early),
+    (_WS, Tick, _NONE): Transition(_A._request_deadline),
+    (_WS, Shutdown, _NONE): Transition(_A._stop_before_start, _to(_STOPPING)),
+    # waiting-buyers: connections become buyers until the count is reached.
+    (_WB, Connected, _NEW): Transition(_A._add_buyer, _to(_BIDDING)),
+    (_WB, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_WB, LineReceived, _BUYER): Transition(_A._answer_notyet),
+    (_WB, LineTooLong, _SELLER): Transition(_A._too_long, _to(_FINISHING)),
+    (_WB, LineTooLong, _BUYER): Transition(_A._too_long),
+    (_WB, InputEnded, _SELLER): Transition(_A._seller_left_waiting, _to(_FINISHING)),
+    (_WB, InputEnded, _BUYER): Transition(_A._buyer_left_waiting),
+    (_WB, Departed, _SELLER): Transition(_A._seller_left_waiting, _to(_FINISHING)),
+    (_WB, Departed, _BUYER): Transition(_A._buyer_left_waiting),
+    (_WB, Tick, _NONE): Transition(_A._nothing),
+    (_WB, Shutdown, _NONE): Transition(_A._shutdown_cancels, _to(_FINISHING)),
+    # bidding: one bid per connected buyer, until all are in or time is up.
+    (_BIDDING, Connected, _NEW): Transition(_A._busy),
+    (_BIDDING, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_BIDDING, LineReceived, _BUYER): Transition(_A._bid, _to(_FINISHING)),
+    (_BIDDING, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_BIDDING, LineTooLong, _BUYER): Transition(_A._too_long, _to(_FINISHING)),
+    (_BIDDING, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_BIDDING, InputEnded, _BUYER): Transition(_A._buyer_input_ended_bidding, _to(_FINISHING)),
+    (_BIDDING, Departed, _SELLER): Transition(_A._left_for_good),
+    (_BIDDING, Departed, _BUYER): Transition(_A._buyer_left_bidding, _to(_FINISHING)),
+    (_BIDDING, Tick, _NONE): Transition(_A._bid_deadline, _to(_FINISHING)),
+    (_BIDDING, Shutdown, _NONE): Transition(_A._shutdown_cancels, _to(_FINISHING)),
+    # finishing: the result waits for the ledger, then goes out.
+    (_FINISHING, Connected, _NEW): Transition(_A._busy),
+    (_FINISHING, LineReceived, _SELLER): Transition(_A._answer_done),
+    (_FINISHING, LineReceived, _BUYER): Transition(_A._answer_done),
+    (_FINISHING, LineTooLong, _SELLER): Transition(_A._too_long),
+    (_FINISHING, LineTooLong, _BUYER): Transition(_A._too_long),
+    (_FINISHING, InputEnded, _SELLER): Transition(_A._input_ended),
+    (_FINISHING, InputEnded, _BUYER): Transition(_A._input_ended),
+    (_FINISHING, Departed, _SELLER): Transition(_A._left_for_good),
+    (_FINISHING, Departed, _BUYER): Transition(_A._left_for_good),
+    (_FINISHING, Tick, _NONE): Transition(_A._nothing),
+    (_FINISHING, Recorded, _NONE): Transition(_A._announce, _to(_WS, _STOPPING)),
+    (_FINISHING, Shutdown, _NONE): Transition(_A._shutdown_while_finishing),
+    # stopping: everyone was told; the shell stops once their lines are out.
+    (_STOPPING, Connected, _NEW): Transition(_A._busy),
+    (_STOPPING, Tick, _NONE): Transition(_A._nothing),
+    (_STOPPING, Shutdown, _NONE): Transition(_A._nothing),
+}

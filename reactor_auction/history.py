@@ -17,16 +17,16 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import protocol
 from .cli import non_negative_int
 from .console import discard_stdout
 from .exits import ServerExit
 from .ledger import DEFAULT_PATH, LedgerError, PastAuction, history
+from .protocol import Pricing
 
 #: Column headings, and which columns are right-aligned (numbers).
 COLUMNS = ("when", "item", "type", "outcome", "winner", "price", "bids")
 _RIGHT = frozenset({"price", "bids"})
-_KIND_NAMES = {protocol.FIRST_PRICE: "first", protocol.SECOND_PRICE: "second"}
+_PRICING_NAMES = {Pricing.FIRST.value: "first", Pricing.SECOND.value: "second"}
 NOTHING_YET = "No auctions recorded yet."
 
 
@@ -93,7 +93,7 @@ def cells(row: PastAuction) -> tuple[str, ...]:
     return (
         local_time(row.ended_at),
         row.item,
-        _KIND_NAMES.get(row.kind, str(row.kind)),
+        _PRICING_NAMES.get(row.pricing, str(row.pricing)),
         outcome,
         "-" if row.winner is None else f"Buyer {row.winner}",
         f"${row.price}" if row.outcome == "sold" else "-",
@@ -124,7 +124,7 @@ def to_json(row: PastAuction) -> str:
         {
             "id": row.id,
             "item": row.item,
-            "type": row.kind,
+            "type": row.pricing,
             "min_price": row.min_price,
             "buyers_requested": row.buyers_requested,
             "buyers_connected": row.buyers_connected,

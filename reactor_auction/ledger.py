@@ -20,7 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from .auction import AuctionRecord
+from .events import AuctionRecord
 
 DEFAULT_PATH = "auction-ledger.sqlite3"
 #: Seconds start-up may wait for another connection's lock (record() never waits).
@@ -214,8 +214,9 @@ class Ledger:
                 " price, seller_address, started_at, ended_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    record.item, record.kind, record.min_price, record.buyers_requested,
-                    record.buyers_connected, record.outcome, record.reason, record.winner,
+                    record.item, record.pricing.value, record.min_price, record.buyers_requested,
+                    record.buyers_connected, record.outcome,
+                    "" if record.reason is None else record.reason.value, record.winner,
                     record.winner_peer, record.highest, record.price, record.seller_peer,
                     record.started_at + offset, record.ended_at + offset,
                 ),
@@ -245,7 +246,7 @@ class PastAuction:
 
     id: int
     item: str
-    kind: int
+    pricing: int  #: the ``kind`` column: 1 first price, 2 second price
     min_price: int
     buyers_requested: int
     buyers_connected: int

@@ -7,6 +7,7 @@ state machine, the client and the tests all call these functions.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 #: A line holds at most this many bytes, its terminator included.
@@ -16,10 +17,22 @@ MAX_DIGITS = 12
 #: An item name is 1 to this many printable characters.
 MAX_ITEM = 255
 
-FIRST_PRICE = 1
-SECOND_PRICE = 2
-
 _DIGITS = frozenset(b"0123456789")
+
+
+class Pricing(enum.Enum):
+    """The pricing rule: the request's ``type`` field on the wire."""
+
+    FIRST = 1  #: the winner pays its own bid
+    SECOND = 2  #: the winner pays max(the highest other bid, min_price)
+
+
+class CancelReason(enum.Enum):
+    """Why an auction was cancelled: the word after ``CANCELLED`` on the wire."""
+
+    SELLER_LEFT = "seller-left"
+    SHUTDOWN = "shutdown"
+    SERVER_ERROR = "server-error"  #: the machine failed; the server exits
 
 
 class InvalidInput(ValueError):
@@ -83,7 +96,7 @@ def parse_item(text: str) -> str:
 class Request:
     """A seller's accepted auction request."""
 
-    kind: int  #: FIRST_PRICE or SECOND_PRICE
+    pricing: Pricing
     min_price: int
     buyers: int
     item: str
@@ -101,16 +114,18 @@ def parse_request(line: bytes, max_buyers: int) -> Request:
         token, _, rest = rest.partition(" ")
         head.append(token)
         rest = rest.lstrip(" ")  # runs of spaces separate fields too
-    kind_text, min_text, buyers_text = head
+    pricing_text, min_text, buyers_text = head
     item_text = rest
-    kind = parse_number(kind_text)
-    if kind not in (FIRST_PRICE, SECOND_PRICE):
-        raise InvalidInput("type is 1 or 2")
+    pricing_number = parse_number(pricing_text)
+    try:
+        pricing = Pricing(pricing_number)
+    except ValueError:
+        raise InvalidInput("type is 1 or 2") from None
     min_price = parse_amount(min_text)
     buyers = parse_number(buyers_text)
     if not 1 <= buyers <= max_buyers:
         raise InvalidInput(f"buyers is 1 to {max_buyers}")
-    return Request(kind, min_price, buyers, parse_item(item_text))
+    return Request(pricing, min_price, buyers, parse_item(item_text))
 
 
 def parse_bid(line: bytes) -> int:
@@ -125,6 +140,124 @@ def encode(keyword: str, *args: object) -> bytes:
     if args:
         return (" ".join((keyword, *map(str, args))) + "\n").encode("utf-8")
     return (keyword + "\n").encode("ascii")
+
+
+# The server's lines, one builder each (the lines without arguments are built
+# once here: the machine sends them for every event).
+
+_ROLE_SELLER = encode("ROLE", "SELLER")
+_REQUEST = encode("REQUEST")
+_INVALID_REQUEST = encode("INVALID", "request")
+_START = encode("START")
+_BID = encode("BID")
+_INVALID_BID = encode("INVALID", "bid")
+_ACCEPTED = encode("ACCEPTED")
+_NOTYET = encode("NOTYET")
+_DONE = encode("DONE")
+_BUSY = encode("BUSY")
+_TIMEOUT = encode("TIMEOUT")
+_LINE_TOO_LONG = encode("ERROR", "line-too-long")
+_CANCELLED = {reason: encode("CANCELLED", reason.value) for reason in CancelReason}
+
+
+def role_seller() -> bytes:
+    """Return ``ROLE SELLER``: the first connection is the seller."""
+    return _ROLE_SELLER
+
+
+def request() -> bytes:
+    """Return ``REQUEST``: the seller is asked for its auction request."""
+    return _REQUEST
+
+
+def invalid_request() -> bytes:
+    """Return ``INVALID request`` (``REQUEST`` follows)."""
+    return _INVALID_REQUEST
+
+
+def start() -> bytes:
+    """Return ``START``: the request is accepted."""
+    return _START
+
+
+def role_buyer(number: int) -> bytes:
+    """Return ``ROLE BUYER <number>``."""
+    return encode("ROLE", "BUYER", number)
+
+
+def waiting(connected: int, needed: int) -> bytes:
+    """Return ``WAITING <connected> <needed>``."""
+    return encode("WAITING", connected, needed)
+
+
+def bid() -> bytes:
+    """Return ``BID``: the buyer is asked for its bid."""
+    return _BID
+
+
+def invalid_bid() -> bytes:
+    """Return ``INVALID bid`` (``BID`` follows)."""
+    return _INVALID_BID
+
+
+def accepted() -> bytes:
+    """Return ``ACCEPTED``: the bid is in, and final."""
+    return _ACCEPTED
+
+
+def notyet() -> bytes:
+    """Return ``NOTYET``: a buyer's line before the bidding started."""
+    return _NOTYET
+
+
+def done() -> bytes:
+    """Return ``DONE``: a line after the client's part is over."""
+    return _DONE
+
+
+def sold(price: int, item: str) -> bytes:
+    """Return ``SOLD <price> <item>``, the seller's result of a sale."""
+    return encode("SOLD", price, item)
+
+
+def unsold(highest: int, item: str) -> bytes:
+    """Return ``UNSOLD <highest> <item>``, everyone's result when not sold."""
+    return encode("UNSOLD", highest, item)
+
+
+def won(price: int, item: str) -> bytes:
+    """Return ``WON <price> <item>``, the winner's result."""
+    return encode("WON", price, item)
+
+
+def lost(item: str) -> bytes:
+    """Return ``LOST <item>``, the result of every other buyer of a sale."""
+    return encode("LOST", item)
+
+
+def busy() -> bytes:
+    """Return ``BUSY``: a newcomer the server cannot take now."""
+    return _BUSY
+
+
+def timeout() -> bytes:
+    """Return ``TIMEOUT``: the seller sent no valid request in time."""
+    return _TIMEOUT
+
+
+def cancelled(reason: CancelReason) -> bytes:
+    """Return ``CANCELLED <reason>``."""
+    return _CANCELLED[reason]
+
+
+def line_too_long() -> bytes:
+    """Return ``ERROR line-too-long``."""
+    return _LINE_TOO_LONG
+
+
+#: What a shell tells every client when the machine itself failed (raised):
+#: nothing the machine says can be trusted any more, so the auction is over.
+SERVER_ERROR_LINE = cancelled(CancelReason.SERVER_ERROR)
 
 
 # Field kinds in the grammar below.

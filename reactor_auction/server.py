@@ -21,6 +21,7 @@ from .cli import (
     positive_seconds,
 )
 from .console import discard_stdout
+from .events import LogKind
 from .exits import SERVER_EXIT_TEXT, ServerExit
 from .ledger import DEFAULT_PATH, Ledger, LedgerError
 from .loop import Loop
@@ -45,7 +46,7 @@ class ConsoleLog:
         self.quiet = quiet
         self.verbose = verbose
 
-    def __call__(self, kind: str, args: tuple[object, ...]) -> None:
+    def __call__(self, kind: LogKind, args: tuple[object, ...]) -> None:
         if kind in text.ERRORS:
             stream = sys.stderr
         elif self.quiet or (kind in text.VERBOSE and not self.verbose):
@@ -132,7 +133,7 @@ def max_buyers_allowed(requested: int, log: ConsoleLog) -> int:
     if requested <= soft - FD_RESERVE:
         return requested
     allowed = max(1, soft - FD_RESERVE)
-    log("fd_limit", (requested, allowed))
+    log(LogKind.FD_LIMIT, (requested, allowed))
     return allowed
 
 
@@ -163,12 +164,12 @@ def _serve(args: argparse.Namespace) -> int:
         return ServerExit.LISTEN
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.shutdown)
-    log("listening", (args.host or "*", listener.port))
-    log("ready", ())
+    log(LogKind.LISTENING, (args.host or "*", listener.port))
+    log(LogKind.READY, ())
     try:
         loop.run()
     except Exception as exc:  # FatalError, or a bug in the loop itself
-        log("fatal", (exc,))
+        log(LogKind.FATAL, (exc,))
         service.abort_all()
         return ServerExit.INTERNAL
     finally:

@@ -13,9 +13,8 @@ import socket
 from collections.abc import Callable
 
 from .actions import carry_out
-from .auction import (
-    SERVER_ERROR_LINE,
-    Auction,
+from .auction import Auction
+from .events import (
     AuctionRecord,
     Connected,
     Departed,
@@ -24,6 +23,7 @@ from .auction import (
     LineReceived,
     LineTooLong,
     Log,
+    LogKind,
     Recorded,
     Shutdown,
     Tick,
@@ -33,10 +33,11 @@ from .framing import LineTooLong as FramingTooLong
 from .ledger import Ledger, LedgerBusy, LedgerError
 from .loop import FatalError, Loop, Timer
 from .net import Listener
+from .protocol import SERVER_ERROR_LINE
 from .transport import FlushQueue, SocketTransport, Transport
 
 #: Emit a log event: (kind, args), worded by text.server_line.
-Emit = Callable[[str, tuple[object, ...]], None]
+Emit = Callable[[LogKind, tuple[object, ...]], None]
 
 #: Connections the kernel queues for the listener before it accepts them: a
 #: storm of them waits there rather than being refused.
@@ -178,9 +179,9 @@ class AuctionService:
             host,
             port,
             self._accept,
-            on_error=lambda peer, exc: self._emit("connection_error", (peer, repr(exc))),
+            on_error=lambda peer, exc: self._emit(LogKind.CONNECTION_ERROR, (peer, repr(exc))),
             backlog=BACKLOG,
-            on_exhausted=lambda exc: self._emit("fd_exhausted", (exc.strerror,)),
+            on_exhausted=lambda exc: self._emit(LogKind.FD_EXHAUSTED, (exc.strerror,)),
             send_buffer=SEND_BUFFER,
         )
         return self._listener
@@ -192,7 +193,7 @@ class AuctionService:
         if self._stopping_since is not None:
             self._loop.stop()
             return
-        self._emit("shutdown", ())
+        self._emit(LogKind.SHUTDOWN, ())
         self._begin_stop()
         self._feed(Shutdown())
         self._stop_when_idle()
@@ -248,7 +249,7 @@ class AuctionService:
         conn_id = conn.conn_id
         transport = conn.transport
         self._conns[conn_id] = conn
-        self._emit("opened", (conn_id, transport.peer))
+        self._emit(LogKind.OPENED, (conn_id, transport.peer))
         self._feed(Connected(conn_id, transport.peer))
 
     def _take_lines(self, conn: _Connection) -> None:
@@ -280,8 +281,9 @@ class AuctionService:
         conn_id = conn.conn_id
         del self._conns[conn_id]
         if exc is not None and not isinstance(exc, OSError):
-            self._emit("connection_error", (conn_id, repr(exc)))
-        self._emit("closed", (conn_id, "ok" if exc is None else str(exc) or type(exc).__name__))
+            self._emit(LogKind.CONNECTION_ERROR, (conn_id, repr(exc)))
+        reason = "ok" if exc is None else str(exc) or type(exc).__name__
+        self._emit(LogKind.CLOSED, (conn_id, reason))
         if not conn.released:
             conn.released = True
             self._feed(Departed(conn_id))
@@ -356,21 +358,21 @@ class AuctionService:
             except (LedgerBusy, LedgerError) as exc:
                 self._ledger_retry(exc)
                 return
-            self._emit("recorded", (number, self._ledger.path))
+            self._emit(LogKind.RECORDED, (number, self._ledger.path))
         self._pending = None
         self._feed(Recorded())
 
     def _ledger_retry(self, exc: Exception) -> None:
         if isinstance(exc, LedgerBusy):
             if self._retry_delay == LEDGER_RETRY_FIRST:
-                self._emit("ledger_waiting", (exc,))
+                self._emit(LogKind.LEDGER_WAITING, (exc,))
         else:
-            self._emit("ledger_failed", (exc,))
+            self._emit(LogKind.LEDGER_FAILED, (exc,))
         stopping = self._stopping_since
         if stopping is not None and self._loop.time() - stopping > SHUTDOWN_GRACE / 2:
             # Stopping and the ledger will not take it: tell the clients anyway
             # (CANCELLED shutdown is not a result) rather than leave them hanging.
-            self._emit("ledger_gave_up", ())
+            self._emit(LogKind.LEDGER_GAVE_UP, ())
             self._pending = None
             self._feed(Recorded())
             return

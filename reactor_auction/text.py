@@ -10,65 +10,76 @@ client.py, the history table's headings in history.py.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 
+from .events import LogKind, State
 from .session import ExitStatus, Notice, NoticeKind
 
 # --- the server console ----------------------------------------------------------
 
-#: Log kind -> template; ``{0}``, ``{1}``... are the Log's args.
-SERVER_TEXT: dict[str, str] = {
-    "ready": "Auctioneer is ready for hosting auctions!\n",
-    "seller_connected": "Seller is connected from {0}",
-    "request_accepted": "Auction request received. Now waiting for Buyers.",
-    "state": ">> Auction state: {0}",
-    "buyer_connected": "Buyer {0} is connected from {1}",
-    "bidding_starts": "Requested number of bidders arrived. Let's start bidding!",
-    "bid": ">> Buyer {0} bid ${1}",
-    "sold": ">> Item sold! The highest bid is ${0}. The actual payment is ${1}",
-    "unsold": ">> Item not sold! The highest bid ${0} is below the minimum price ${1}.",
-    "busy": "Server is busy ({1}): turned away {0}",
-    "seller_left_early": "Seller from {0} left before sending an auction request.",
-    "seller_timeout": "Seller from {0} sent no valid request in time. Waiting for the next Seller.",
-    "seller_left_waiting": "Seller left while waiting for Buyers.",
-    "buyer_left_waiting": "Buyer {0} left. The place is free again.",
-    "seller_left": ">> Seller left the auction.",
-    "buyer_left": ">> Buyer {0} left the auction.",
-    "abstains": ">> Buyer {0} can no longer bid (its input is closed).",
-    "bid_deadline": ">> Bidding time is up; {0} Buyer(s) did not bid.",
-    "cancelled": ">> Auction cancelled: {0}",
-    "line_too_long": "Connection from {0} sent an over-long line and was disconnected.",
-    "invalid_request": "Invalid auction request from {0}: {1}",
-    "invalid_bid": "Buyer {0} sent an invalid bid.",
-    "recorded": ">> Auction #{0} recorded in {1}",
-    "ledger_waiting": "Ledger is busy ({0}); the result waits and is retried.",
-    "ledger_failed": "error: cannot record the auction: {0}",
-    "ledger_gave_up": "error: stopping without recording the cancelled auction "
+#: Log kind -> template; ``{0}``, ``{1}``... are the Log's args (an Enum
+#: member shows its value: a state, a pricing rule, a cancel reason).
+SERVER_TEXT: dict[LogKind, str] = {
+    LogKind.READY: "Auctioneer is ready for hosting auctions!\n",
+    LogKind.SELLER_CONNECTED: "Seller is connected from {0}",
+    LogKind.REQUEST_ACCEPTED: "Auction request received. Now waiting for Buyers.",
+    LogKind.STATE: ">> Auction state: {0}",
+    LogKind.BUYER_CONNECTED: "Buyer {0} is connected from {1}",
+    LogKind.BIDDING_STARTS: "Requested number of bidders arrived. Let's start bidding!",
+    LogKind.BID: ">> Buyer {0} bid ${1}",
+    LogKind.SOLD: ">> Item sold! The highest bid is ${0}. The actual payment is ${1}",
+    LogKind.UNSOLD: ">> Item not sold! The highest bid ${0} is below the minimum price ${1}.",
+    LogKind.BUSY: "Server is busy ({1}): turned away {0}",
+    LogKind.SELLER_LEFT_EARLY: "Seller from {0} left before sending an auction request.",
+    LogKind.SELLER_TIMEOUT: "Seller from {0} sent no valid request in time. "
+    "Waiting for the next Seller.",
+    LogKind.SELLER_LEFT_WAITING: "Seller left while waiting for Buyers.",
+    LogKind.BUYER_LEFT_WAITING: "Buyer {0} left. The place is free again.",
+    LogKind.SELLER_LEFT: ">> Seller left the auction.",
+    LogKind.BUYER_LEFT: ">> Buyer {0} left the auction.",
+    LogKind.ABSTAINS: ">> Buyer {0} can no longer bid (its input is closed).",
+    LogKind.BID_DEADLINE: ">> Bidding time is up; {0} Buyer(s) did not bid.",
+    LogKind.CANCELLED: ">> Auction cancelled: {0}",
+    LogKind.LINE_TOO_LONG: "Connection from {0} sent an over-long line and was disconnected.",
+    LogKind.INVALID_REQUEST: "Invalid auction request from {0}: {1}",
+    LogKind.INVALID_BID: "Buyer {0} sent an invalid bid.",
+    LogKind.RECORDED: ">> Auction #{0} recorded in {1}",
+    LogKind.LEDGER_WAITING: "Ledger is busy ({0}); the result waits and is retried.",
+    LogKind.LEDGER_FAILED: "error: cannot record the auction: {0}",
+    LogKind.LEDGER_GAVE_UP: "error: stopping without recording the cancelled auction "
     "(ledger unavailable).",
-    "shutdown": "Shutting down: telling everyone the auction is cancelled.",
-    "fd_limit": "warning: --max-buyers {0} is more than the descriptor limit allows; using {1}.",
-    "fd_exhausted": "warning: out of file descriptors ({0}); pausing new connections.",
-    "connection_error": "error: connection {0} closed after an internal error: {1}",
-    "fatal": "error: internal error in the auction ({0}); every client was told CANCELLED.",
-    "listening": "Listening on {0}:{1}",
-    "opened": "[conn {0}] opened from {1}",
-    "closed": "[conn {0}] closed ({1})",
+    LogKind.SHUTDOWN: "Shutting down: telling everyone the auction is cancelled.",
+    LogKind.FD_LIMIT: "warning: --max-buyers {0} is more than the descriptor limit allows; "
+    "using {1}.",
+    LogKind.FD_EXHAUSTED: "warning: out of file descriptors ({0}); pausing new connections.",
+    LogKind.CONNECTION_ERROR: "error: connection {0} closed after an internal error: {1}",
+    LogKind.FATAL: "error: internal error in the auction ({0}); every client was told CANCELLED.",
+    LogKind.LISTENING: "Listening on {0}:{1}",
+    LogKind.OPENED: "[conn {0}] opened from {1}",
+    LogKind.CLOSED: "[conn {0}] closed ({1})",
 }
 
 #: Shown only with --verbose.
-VERBOSE = frozenset({"listening", "invalid_request", "invalid_bid", "opened", "closed"})
+VERBOSE = frozenset(
+    {LogKind.LISTENING, LogKind.INVALID_REQUEST, LogKind.INVALID_BID, LogKind.OPENED,
+     LogKind.CLOSED}
+)
 #: Shown even with --quiet (on standard error).
 ERRORS = frozenset(
-    {"ledger_failed", "ledger_gave_up", "fd_limit", "fd_exhausted", "connection_error", "fatal"}
+    {LogKind.LEDGER_FAILED, LogKind.LEDGER_GAVE_UP, LogKind.FD_LIMIT, LogKind.FD_EXHAUSTED,
+     LogKind.CONNECTION_ERROR, LogKind.FATAL}
 )
 #: Followed by a blank line, as in the transcript.
-_BLANK_AFTER_STATES = frozenset({"waiting-buyers", "waiting-seller"})
+_BLANK_AFTER_STATES = frozenset({State.WAITING_BUYERS, State.WAITING_SELLER})
 
 
-def server_line(kind: str, args: tuple[object, ...]) -> str:
+def server_line(kind: LogKind, args: tuple[object, ...]) -> str:
     """Return the console text for one log event (it may span lines)."""
-    text = SERVER_TEXT[kind].format(*args)
-    if kind == "state" and args and args[0] in _BLANK_AFTER_STATES:
+    text = SERVER_TEXT[kind].format(
+        *(arg.value if isinstance(arg, enum.Enum) else arg for arg in args)
+    )
+    if kind is LogKind.STATE and args and args[0] in _BLANK_AFTER_STATES:
         text += "\n"
     return text
 

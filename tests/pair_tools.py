@@ -23,8 +23,8 @@ from session_tools import Driver
 
 from reactor_auction import framing
 from reactor_auction.actions import carry_out
-from reactor_auction.auction import (
-    Auction,
+from reactor_auction.auction import Auction
+from reactor_auction.events import (
     AuctionRecord,
     Connected,
     Departed,

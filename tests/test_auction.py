@@ -10,43 +10,36 @@ No network, no clock: time is a number the tests choose.
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from machine_tools import Harness, peer
 
 from reactor_auction import protocol
-from reactor_auction.auction import (
-    TRANSITIONS,
-    Action,
-    Auction,
-    AuctionError,
-    AuctionRecord,
-    Close,
+from reactor_auction.auction import TRANSITIONS, Auction, AuctionError, Role, Transition
+from reactor_auction.events import (
     Connected,
     Departed,
     Event,
     InputEnded,
     LineReceived,
     LineTooLong,
-    Log,
-    Outcome,
-    Record,
+    LogKind,
     Recorded,
-    Role,
-    Send,
     Shutdown,
     State,
     Tick,
-    settle,
 )
+from reactor_auction.outcome import Outcome, settle
+from reactor_auction.protocol import CancelReason, Pricing
 
-WS, WB, BIDDING, FINISHING = (
+WS, WB, BIDDING, FINISHING, STOPPING = (
     State.WAITING_SELLER,
     State.WAITING_BUYERS,
     State.BIDDING,
     State.FINISHING,
+    State.STOPPING,
 )
 SELLER, BUYER, NEW, NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
 
@@ -54,7 +47,10 @@ SELLER, BUYER, NEW, NONE = Role.SELLER, Role.BUYER, Role.NEW, Role.NONE
 S = 1
 B1, B2, B3, B4 = 11, 12, 13, 14
 #: The log kind of each party's departure after the auction started.
-LEFT = {S: "seller_left", B1: "buyer_left", B2: "buyer_left", B3: "buyer_left"}
+LEFT = {
+    S: LogKind.SELLER_LEFT, B1: LogKind.BUYER_LEFT, B2: LogKind.BUYER_LEFT,
+    B3: LogKind.BUYER_LEFT,
+}
 REQUEST_TIMEOUT = 10.0
 BID_TIMEOUT = 20.0
 T0 = 100.0
@@ -63,94 +59,16 @@ T0 = 100.0
 # --- the harness -------------------------------------------------------------
 
 
-class Harness:
-    """Drives an Auction: feeds events, checks each action's shape, and keeps
-    the lines sent to each connection until a test reads them."""
-
-    def __init__(self, **options: float) -> None:
-        self.auction = Auction(
-            max_buyers=int(options.pop("max_buyers", 10)),
-            request_timeout=options.pop("request_timeout", REQUEST_TIMEOUT),
-            bid_timeout=options.pop("bid_timeout", BID_TIMEOUT),
-        )
-        assert not options
-        self.now = T0
-        self.inbox: dict[int, list[str]] = defaultdict(list)
-        self.history: dict[int, list[str]] = defaultdict(list)  # never forgotten
-        self.went_away: set[int] = set()  # sent InputEnded or Departed
-        self.closes: Counter[int] = Counter()
-        self.seen: set[int] = set()
-        self.logs: list[Log] = []
-        self.records: list[AuctionRecord] = []
-
-    # -- feeding ----------------------------------------------------------------
-
-    def __call__(self, event: Event, at: float | None = None) -> list[Action]:
-        """Feed one event (at time ``at``, default the harness clock); return
-        its actions after checking the machine's promises about them."""
-        if at is not None:
-            self.now = at
-        if isinstance(event, Connected):
-            self.seen.add(event.conn)
-        elif isinstance(event, (InputEnded, Departed)):
-            self.went_away.add(event.conn)
-        actions = self.auction.handle(event, self.now)
-        for action in actions:
-            if isinstance(action, Send):
-                assert action.conn in self.seen, action
-                assert self.closes[action.conn] == 0, f"send after close: {action}"
-                assert action.data.endswith(b"\n") and action.data.count(b"\n") == 1
-                self.inbox[action.conn].append(action.data[:-1].decode())
-                self.history[action.conn].append(action.data[:-1].decode())
-            elif isinstance(action, Close):
-                assert action.conn in self.seen, action
-                self.closes[action.conn] += 1
-                assert self.closes[action.conn] == 1, f"closed twice: {action}"
-            elif isinstance(action, Log):
-                self.logs.append(action)
-            else:
-                assert isinstance(action, Record)
-                self.records.append(action.record)
-        return actions
-
-    def connect(self, conn: int) -> list[str]:
-        """Return the lines a new connection ``conn`` is sent."""
-        self(Connected(conn, peer(conn)))
-        return self.read(conn)
-
-    def say(self, conn: int, line: bytes) -> list[str]:
-        """Return the lines ``conn`` is sent after it sends ``line``."""
-        self(LineReceived(conn, line))
-        return self.read(conn)
-
-    def read(self, conn: int) -> list[str]:
-        """Return (and forget) the lines sent to ``conn`` so far."""
-        return self.inbox.pop(conn, [])
-
-    def closed(self, conn: int) -> bool:
-        return self.closes[conn] == 1
-
-    def kinds(self) -> list[str]:
-        """Return (and forget) the kinds of the log events so far."""
-        kinds = [log.kind for log in self.logs]
-        self.logs.clear()
-        return kinds
-
-    @property
-    def state(self) -> State:
-        return self.auction.state
-
-    def assert_all_closed(self) -> None:
-        """Every connection the machine heard of was closed exactly once."""
-        assert {c for c in self.seen if self.closes[c] != 1} == set()
-
-    def assert_quiet(self) -> None:
-        """Nothing was sent to anyone since the last read."""
-        assert {c: v for c, v in self.inbox.items() if v} == {}
-
-
-def peer(conn: int) -> str:
-    return f"10.0.0.{conn}:{5000 + conn}"
+def harness(
+    max_buyers: int = 10,
+    request_timeout: float = REQUEST_TIMEOUT,
+    bid_timeout: float = BID_TIMEOUT,
+) -> Harness:
+    """Return a Harness around a fresh Auction, its clock at T0."""
+    machine = Auction(
+        max_buyers=max_buyers, request_timeout=request_timeout, bid_timeout=bid_timeout
+    )
+    return Harness(machine, now=T0)
 
 
 # --- reaching each state -----------------------------------------------------
@@ -241,17 +159,17 @@ def covers(*keys: tuple[State, type, Role]) -> Callable[[F], F]:
 
 @covers((WS, Connected, NEW))
 def test_ws_first_connection_becomes_seller_and_starts_request_deadline() -> None:
-    h = Harness()
+    h = harness()
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(S) == ["ROLE SELLER", "REQUEST"]
     assert h.auction.deadline == T0 + REQUEST_TIMEOUT
-    assert h.kinds() == ["seller_connected"]
+    assert h.kinds() == [LogKind.SELLER_CONNECTED]
     assert h.logs == [] and not h.closed(S)
 
 
 @covers((WS, Connected, NEW))
 def test_ws_busy_while_a_seller_composes() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     assert h.connect(90) == ["BUSY"]
     assert h.closed(90) and not h.closed(S)
@@ -260,13 +178,13 @@ def test_ws_busy_while_a_seller_composes() -> None:
 
 @covers((WS, LineReceived, SELLER))
 def test_ws_valid_request_starts_the_auction() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     assert h.say(S, b"  2   100 3  Wolf Pack Sword  ") == ["START"]
     assert h.state is WB
     assert h.auction.deadline is None  # no deadline while buyers gather
-    assert h.kinds() == ["request_accepted", "state"]
+    assert h.kinds() == [LogKind.REQUEST_ACCEPTED, LogKind.STATE]
     assert h.logs == []
 
 
@@ -275,25 +193,25 @@ def test_ws_valid_request_starts_the_auction() -> None:
     "line", [b"", b"some wrong input", b"3 100 3 X", b"2 0 3 X", b"2 100 11 X", b"2 100 3 \xff"]
 )
 def test_ws_invalid_request_reprompts(line: bytes) -> None:
-    h = Harness(max_buyers=10)
+    h = harness(max_buyers=10)
     with_seller(h)
     h.kinds()
     for _ in range(3):  # any number of times
         assert h.say(S, line) == ["INVALID request", "REQUEST"]
     assert h.state is WS
-    assert h.kinds() == ["invalid_request"] * 3
+    assert h.kinds() == [LogKind.INVALID_REQUEST] * 3
     assert h.auction.deadline == T0 + REQUEST_TIMEOUT  # an invalid line does not extend it
     assert h.say(S, b"1 5 1 X") == ["START"]
 
 
 @covers((WS, LineTooLong, SELLER))
 def test_ws_seller_line_too_long_is_a_departure() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
-    assert h.kinds() == ["line_too_long", "seller_left_early"]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LogKind.SELLER_LEFT_EARLY]
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]  # the next seller
 
@@ -301,12 +219,12 @@ def test_ws_seller_line_too_long_is_a_departure() -> None:
 @covers((WS, InputEnded, SELLER), (WS, Departed, SELLER))
 @pytest.mark.parametrize("event", [InputEnded, Departed])
 def test_ws_seller_leaving_before_start_frees_the_seat(event: type) -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(event(S))
     assert h.read(S) == [] and h.closed(S)  # it went away: no line, just Close
-    assert h.kinds() == ["seller_left_early"]
+    assert h.kinds() == [LogKind.SELLER_LEFT_EARLY]
     assert h.state is WS and h.auction.deadline is None
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
     h(Shutdown())
@@ -315,7 +233,7 @@ def test_ws_seller_leaving_before_start_frees_the_seat(event: type) -> None:
 
 @covers((WS, Tick, NONE))
 def test_ws_request_deadline() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h.kinds()
     h(Tick(), at=T0 + REQUEST_TIMEOUT - 0.001)  # early tick: nothing
@@ -323,7 +241,7 @@ def test_ws_request_deadline() -> None:
     assert not h.closed(S) and h.kinds() == []
     h(Tick(), at=T0 + REQUEST_TIMEOUT)
     assert h.read(S) == ["TIMEOUT"] and h.closed(S)
-    assert h.kinds() == ["seller_timeout"]
+    assert h.kinds() == [LogKind.SELLER_TIMEOUT]
     assert h.state is WS and h.auction.deadline is None
     # The next seller gets a fresh deadline from its own arrival.
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
@@ -333,7 +251,7 @@ def test_ws_request_deadline() -> None:
 def test_ws_request_after_the_deadline_is_too_late_even_before_the_tick() -> None:
     """The shell may deliver a line before its timer fires in the same turn:
     the deadline still comes first, and the late request is dropped."""
-    h = Harness()
+    h = harness()
     with_seller(h)
     h(LineReceived(S, b"2 100 3 WolfPackSword"), at=T0 + REQUEST_TIMEOUT)
     assert h.read(S) == ["TIMEOUT"] and h.closed(S)
@@ -341,7 +259,7 @@ def test_ws_request_after_the_deadline_is_too_late_even_before_the_tick() -> Non
 
 
 def test_bi_bid_after_the_deadline_is_too_late_even_before_the_tick() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(B1, b"120") == ["ACCEPTED"]
     deadline = h.auction.deadline
@@ -355,19 +273,19 @@ def test_bi_bid_after_the_deadline_is_too_late_even_before_the_tick() -> None:
 
 @covers((WS, Tick, NONE))
 def test_ws_tick_without_seller_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     assert h(Tick(), at=T0 + 1000) == []
     assert h.state is WS
 
 
 @covers((WS, Shutdown, NONE))
 def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     h(Shutdown())
     assert h.read(S) == ["CANCELLED shutdown"] and h.closed(S)
     assert h.records == []  # nothing started, nothing to record
-    assert h.auction.deadline is None
+    assert h.state is STOPPING and h.auction.deadline is None
     assert h.connect(2) == ["BUSY"]  # stopping: nobody new is taken
     assert h(Shutdown()) == []  # a second shutdown changes nothing
     h.assert_all_closed()
@@ -375,8 +293,9 @@ def test_ws_shutdown_tells_a_composing_seller_without_recording() -> None:
 
 @covers((WS, Shutdown, NONE))
 def test_ws_shutdown_without_anyone() -> None:
-    h = Harness()
+    h = harness()
     assert h(Shutdown()) == []
+    assert h.state is STOPPING
     assert h.connect(2) == ["BUSY"]
 
 
@@ -385,7 +304,7 @@ def test_ws_shutdown_without_anyone() -> None:
 
 @covers((WB, Connected, NEW))
 def test_wb_buyers_join_until_the_count_then_bidding_starts() -> None:
-    h = Harness()
+    h = harness()
     started(h)
     h.kinds()
     assert h.connect(B1) == ["ROLE BUYER 1", "WAITING 1 3"]
@@ -399,13 +318,14 @@ def test_wb_buyers_join_until_the_count_then_bidding_starts() -> None:
     assert h.state is BIDDING
     assert h.auction.deadline == T0 + 5 + BID_TIMEOUT
     assert h.kinds() == [
-        "buyer_connected", "buyer_connected", "buyer_connected", "bidding_starts", "state",
+        LogKind.BUYER_CONNECTED, LogKind.BUYER_CONNECTED, LogKind.BUYER_CONNECTED,
+        LogKind.BIDDING_STARTS, LogKind.STATE,
     ]
 
 
 @covers((WB, Connected, NEW))
 def test_wb_single_buyer_auction_starts_at_once() -> None:
-    h = Harness()
+    h = harness()
     started(h, b"1 5 1 X")
     assert h.connect(B1) == ["ROLE BUYER 1", "BID"]
     assert h.state is BIDDING
@@ -413,7 +333,7 @@ def test_wb_single_buyer_auction_starts_at_once() -> None:
 
 @covers((WB, LineReceived, SELLER))
 def test_wb_seller_line_is_done() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h.say(S, b"2 100 3 Another") == ["DONE"]
     assert h.say(S, b"") == ["DONE"]
@@ -422,7 +342,7 @@ def test_wb_seller_line_is_done() -> None:
 
 @covers((WB, LineReceived, BUYER))
 def test_wb_buyer_line_is_notyet_and_never_a_bid() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h.say(B1, b"500") == ["NOTYET"]
     assert h.say(B1, b"junk") == ["NOTYET"]
@@ -438,15 +358,17 @@ def test_wb_buyer_line_is_notyet_and_never_a_bid() -> None:
 
 @covers((WB, LineTooLong, SELLER))
 def test_wb_seller_line_too_long_cancels() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
     assert h.state is FINISHING
-    assert h.kinds() == ["line_too_long", "seller_left_waiting", "cancelled", "state"]
+    assert h.kinds() == [
+        LogKind.LINE_TOO_LONG, LogKind.SELLER_LEFT_WAITING, LogKind.CANCELLED, LogKind.STATE,
+    ]
     record = h.records[-1]
-    assert (record.outcome, record.reason) == ("cancelled", "seller-left")
+    assert (record.outcome, record.reason) == ("cancelled", CancelReason.SELLER_LEFT)
     h.assert_quiet()  # buyers are told only after the record is committed
     h(Recorded())
     assert h.read(B1) == ["CANCELLED seller-left"] and h.read(B2) == ["CANCELLED seller-left"]
@@ -456,41 +378,25 @@ def test_wb_seller_line_too_long_cancels() -> None:
 
 @covers((WB, LineTooLong, BUYER))
 def test_wb_buyer_line_too_long_frees_its_place() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(LineTooLong(B2))
     assert h.read(B2) == ["ERROR line-too-long"] and h.closed(B2)
-    assert h.kinds() == ["line_too_long", "buyer_left_waiting"]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LogKind.BUYER_LEFT_WAITING]
     assert h.state is WB and h.auction.buyers_connected == 1
     assert h.connect(B3) == ["ROLE BUYER 3", "WAITING 2 3"]  # numbers are never reused
-
-
-@covers((WB, InputEnded, SELLER))
-def test_wb_seller_input_ended_stays_and_gets_its_result() -> None:
-    h = Harness()
-    waiting_buyers(h)
-    h.kinds()
-    assert h(InputEnded(S)) == []
-    assert h.state is WB
-    h.connect(B3)
-    h.inbox.clear()
-    for conn, amount in ((B1, b"120"), (B2, b"150"), (B3, b"180")):
-        h.say(conn, amount)
-    h(Recorded())
-    assert h.read(S) == ["SOLD 150 WolfPackSword"]
-    h.assert_all_closed()
 
 
 @covers((WB, InputEnded, BUYER), (WB, Departed, BUYER))
 @pytest.mark.parametrize("event", [InputEnded, Departed])
 def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(event(B2))
     assert h.read(B2) == [] and h.closed(B2)
-    assert h.kinds() == ["buyer_left_waiting"]
+    assert h.kinds() == [LogKind.BUYER_LEFT_WAITING]
     assert h.auction.buyers_connected == 1 and h.state is WB
     assert h.connect(B3) == ["ROLE BUYER 3", "WAITING 2 3"]
     h(event(B1))
@@ -501,17 +407,19 @@ def test_wb_buyer_leaving_frees_its_place(event: type) -> None:
     assert h.state is BIDDING
 
 
-@covers((WB, Departed, SELLER))
-def test_wb_seller_departure_cancels_after_the_record() -> None:
-    h = Harness()
+@covers((WB, InputEnded, SELLER), (WB, Departed, SELLER))
+@pytest.mark.parametrize("event", [InputEnded, Departed])
+def test_wb_seller_leaving_cancels_after_the_record(event: type) -> None:
+    """Before bidding, end of input is leaving as a reset is."""
+    h = harness()
     waiting_buyers(h)
     h.kinds()
-    h(Departed(S), at=T0 + 3)
+    h(event(S), at=T0 + 3)
     assert h.closed(S) and h.read(S) == []
     assert h.state is FINISHING
-    assert h.kinds() == ["seller_left_waiting", "cancelled", "state"]
+    assert h.kinds() == [LogKind.SELLER_LEFT_WAITING, LogKind.CANCELLED, LogKind.STATE]
     record = h.records[-1]
-    assert record.outcome == "cancelled" and record.reason == "seller-left"
+    assert record.outcome == "cancelled" and record.reason is CancelReason.SELLER_LEFT
     assert record.buyers_requested == 3 and record.buyers_connected == 2
     assert record.winner is None and record.price == 0 and record.bids == ()
     assert record.ended_at == T0 + 3
@@ -521,14 +429,30 @@ def test_wb_seller_departure_cancels_after_the_record() -> None:
     h(Recorded())
     assert h.read(B1) == ["CANCELLED seller-left"]
     assert h.read(B2) == ["CANCELLED seller-left"]
-    assert h.state is WS and h.kinds() == ["state"]
+    assert h.state is WS and h.kinds() == [LogKind.STATE]
     h.assert_all_closed()
     assert h.connect(2) == ["ROLE SELLER", "REQUEST"]  # back to waiting-seller
 
 
+@covers((WB, InputEnded, SELLER))
+def test_wb_seller_input_ended_with_its_request_cancels_before_any_buyer() -> None:
+    """``printf '1 10 1 X\\n' | nc -N``: the request and the end of input
+    arrive together; the auction starts and is cancelled at once."""
+    h = harness()
+    started(h, b"1 10 1 X")
+    h(InputEnded(S))
+    assert h.closed(S) and h.read(S) == []
+    (record,) = h.records
+    assert (record.outcome, record.reason) == ("cancelled", CancelReason.SELLER_LEFT)
+    assert (record.buyers_requested, record.buyers_connected) == (1, 0)
+    h(Recorded())
+    assert h.state is WS
+    assert h.connect(2) == ["ROLE SELLER", "REQUEST"]
+
+
 @covers((WB, Tick, NONE))
 def test_wb_tick_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     assert h(Tick(), at=T0 + 10_000) == []
     assert h.state is WB
@@ -536,19 +460,21 @@ def test_wb_tick_does_nothing() -> None:
 
 @covers((WB, Shutdown, NONE))
 def test_wb_shutdown_records_then_cancels() -> None:
-    h = Harness()
+    h = harness()
     waiting_buyers(h)
     h.kinds()
     h(Shutdown())
     h.assert_quiet()  # the record comes first
     assert h.state is FINISHING
-    assert [(r.outcome, r.reason) for r in h.records] == [("cancelled", "shutdown")]
-    assert h.kinds() == ["cancelled", "state"]
+    assert [(r.outcome, r.reason) for r in h.records] == [("cancelled", CancelReason.SHUTDOWN)]
+    assert h.kinds() == [LogKind.CANCELLED, LogKind.STATE]
     h(Recorded())
     for conn in (S, B1, B2):
         assert h.read(conn) == ["CANCELLED shutdown"]
     h.assert_all_closed()
-    assert h.connect(90) == ["BUSY"]  # still stopping
+    assert h.state is STOPPING  # not waiting-seller: nobody new is taken
+    assert h.kinds() == []  # the console shows only the protocol's states
+    assert h.connect(90) == ["BUSY"]
 
 
 # === bidding =================================================================
@@ -556,17 +482,17 @@ def test_wb_shutdown_records_then_cancels() -> None:
 
 @covers((BIDDING, Connected, NEW))
 def test_bidding_newcomer_is_busy() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     assert h.connect(90) == ["BUSY"] and h.closed(90)
-    assert h.kinds() == ["busy"]
+    assert h.kinds() == [LogKind.BUSY]
     assert h.state is BIDDING
 
 
 @covers((BIDDING, LineReceived, SELLER))
 def test_bidding_seller_line_is_done() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(S, b"180") == ["DONE"]
     assert h.state is BIDDING
@@ -574,14 +500,14 @@ def test_bidding_seller_line_is_done() -> None:
 
 @covers((BIDDING, LineReceived, BUYER))
 def test_bidding_bids_invalid_then_accepted_then_done() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     for bad in (b"some wrong bid", b"", b"0", b"-5", b"1_0", "١٢٣".encode(), b"\xff"):
         assert h.say(B1, bad) == ["INVALID bid", "BID"]
-    assert h.kinds() == ["invalid_bid"] * 7
+    assert h.kinds() == [LogKind.INVALID_BID] * 7
     assert h.say(B1, b" 120 ") == ["ACCEPTED"]
-    assert h.kinds() == ["bid"]
+    assert h.kinds() == [LogKind.BID]
     assert h.say(B1, b"999") == ["DONE"]  # one bid per buyer: it is final
     assert h.say(B1, b"x") == ["DONE"]
     h.say(B2, b"150")
@@ -592,7 +518,7 @@ def test_bidding_bids_invalid_then_accepted_then_done() -> None:
 
 @covers((BIDDING, LineTooLong, SELLER))
 def test_bidding_seller_line_too_long_auction_goes_on() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(LineTooLong(S))
     assert h.read(S) == ["ERROR line-too-long"] and h.closed(S)
@@ -608,7 +534,7 @@ def test_bidding_seller_line_too_long_auction_goes_on() -> None:
 
 @covers((BIDDING, LineTooLong, BUYER))
 def test_bidding_buyer_line_too_long_abstains_or_keeps_its_bid() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     assert h.say(B1, b"500") == ["ACCEPTED"]
     h(LineTooLong(B1))  # its bid stands
@@ -628,7 +554,7 @@ def test_bidding_buyer_line_too_long_abstains_or_keeps_its_bid() -> None:
 
 @covers((BIDDING, InputEnded, SELLER))
 def test_bidding_seller_input_ended_still_gets_result() -> None:
-    h = Harness()
+    h = harness()
     bidding(h, b"1 100 1 X")
     assert h(InputEnded(S)) == []
     h.say(B1, b"100")
@@ -639,11 +565,11 @@ def test_bidding_seller_input_ended_still_gets_result() -> None:
 
 @covers((BIDDING, InputEnded, BUYER))
 def test_bidding_buyer_input_ended_abstains_but_gets_result() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     h(InputEnded(B1))
-    assert h.kinds() == ["abstains"]
+    assert h.kinds() == [LogKind.ABSTAINS]
     assert not h.closed(B1)
     assert h.say(B2, b"150") == ["ACCEPTED"]
     assert h(InputEnded(B2)) == []  # after a bid: nothing changes
@@ -659,7 +585,7 @@ def test_bidding_buyer_input_ended_abstains_but_gets_result() -> None:
 
 @covers((BIDDING, InputEnded, BUYER))
 def test_bidding_input_ended_after_bid_is_nothing() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"150")
     h.kinds()
@@ -669,11 +595,11 @@ def test_bidding_input_ended_after_bid_is_nothing() -> None:
 
 @covers((BIDDING, Departed, SELLER))
 def test_bidding_seller_departure_auction_goes_on() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.kinds()
     h(Departed(S))
-    assert h.closed(S) and h.kinds() == ["seller_left"]
+    assert h.closed(S) and h.kinds() == [LogKind.SELLER_LEFT]
     assert h.state is BIDDING
     for conn, amount in ((B1, b"120"), (B2, b"150"), (B3, b"180")):
         h.say(conn, amount)
@@ -686,14 +612,14 @@ def test_bidding_seller_departure_auction_goes_on() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_buyer_departure_without_bid_abstains() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"120")
     h.say(B2, b"150")
     h.kinds()
     h(Departed(B3))  # the last one undecided: the auction ends now
     assert h.closed(B3)
-    assert h.kinds() == ["buyer_left", "state", "sold"]
+    assert h.kinds() == [LogKind.BUYER_LEFT, LogKind.STATE, LogKind.SOLD]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(B2) == ["WON 120 WolfPackSword"]
@@ -704,7 +630,7 @@ def test_bidding_buyer_departure_without_bid_abstains() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_buyer_departure_after_accepted_binds() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B3, b"180")
     h(Departed(B3))
@@ -720,7 +646,7 @@ def test_bidding_buyer_departure_after_accepted_binds() -> None:
 
 @covers((BIDDING, Departed, BUYER), (BIDDING, InputEnded, BUYER))
 def test_bidding_departure_after_input_ended_counts_once() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(InputEnded(B1))  # abstains
     h(Departed(B1))  # must not count a second abstention
@@ -733,7 +659,7 @@ def test_bidding_departure_after_input_ended_counts_once() -> None:
 
 @covers((BIDDING, Departed, BUYER))
 def test_bidding_everyone_leaves_unsold_zero() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     for conn in (B1, B2, B3):
         h(Departed(conn))
@@ -745,7 +671,7 @@ def test_bidding_everyone_leaves_unsold_zero() -> None:
 
 @covers((BIDDING, Tick, NONE))
 def test_bidding_deadline_settles_with_abstentions() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)  # BID sent at T0
     h.say(B2, b"150")
     h.kinds()
@@ -753,7 +679,7 @@ def test_bidding_deadline_settles_with_abstentions() -> None:
     assert h.state is BIDDING and h.kinds() == []
     h(Tick(), at=T0 + BID_TIMEOUT)
     assert h.state is FINISHING and h.auction.deadline is None
-    assert h.kinds() == ["bid_deadline", "state", "sold"]
+    assert h.kinds() == [LogKind.BID_DEADLINE, LogKind.STATE, LogKind.SOLD]
     assert h.say(B1, b"999") == ["DONE"]  # too late: finishing
     h(Recorded())
     assert h.read(B2) == ["WON 100 WolfPackSword"]  # single bid pays min_price
@@ -763,7 +689,7 @@ def test_bidding_deadline_settles_with_abstentions() -> None:
 
 @covers((BIDDING, Tick, NONE))
 def test_bidding_deadline_without_bids_is_unsold_zero() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h(Tick(), at=T0 + BID_TIMEOUT + 1)
     h(Recorded())
@@ -774,14 +700,16 @@ def test_bidding_deadline_without_bids_is_unsold_zero() -> None:
 
 @covers((BIDDING, Shutdown, NONE))
 def test_bidding_shutdown_records_bids_then_cancels() -> None:
-    h = Harness()
+    h = harness()
     bidding(h)
     h.say(B1, b"120")
     h(Shutdown())
     h.assert_quiet()
     assert h.state is FINISHING and h.auction.deadline is None
     record = h.records[0]
-    assert (record.outcome, record.reason, record.highest) == ("cancelled", "shutdown", 120)
+    assert (record.outcome, record.reason, record.highest) == (
+        "cancelled", CancelReason.SHUTDOWN, 120,
+    )
     assert [b.amount for b in record.bids] == [120]
     h(Recorded())
     for conn in (S, B1, B2, B3):
@@ -794,16 +722,16 @@ def test_bidding_shutdown_records_bids_then_cancels() -> None:
 
 @covers((FINISHING, Connected, NEW))
 def test_finishing_newcomer_is_busy() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h.connect(90) == ["BUSY"] and h.closed(90)
-    assert h.kinds() == ["busy"]
+    assert h.kinds() == [LogKind.BUSY]
 
 
 @covers((FINISHING, LineReceived, SELLER), (FINISHING, LineReceived, BUYER))
 @pytest.mark.parametrize("conn", [S, B1])
 def test_finishing_lines_are_done(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h.say(conn, b"150") == ["DONE"]
     assert h.state is FINISHING
@@ -812,11 +740,11 @@ def test_finishing_lines_are_done(conn: int) -> None:
 @covers((FINISHING, LineTooLong, SELLER), (FINISHING, LineTooLong, BUYER))
 @pytest.mark.parametrize("conn", [S, B3])
 def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(LineTooLong(conn))
     assert h.read(conn) == ["ERROR line-too-long"] and h.closed(conn)
-    assert h.kinds() == ["line_too_long", LEFT[conn]]
+    assert h.kinds() == [LogKind.LINE_TOO_LONG, LEFT[conn]]
     assert h.state is FINISHING
     h(Recorded())
     assert h.read(conn) == []
@@ -830,7 +758,7 @@ def test_finishing_line_too_long_loses_only_that_result(conn: int) -> None:
 @covers((FINISHING, InputEnded, SELLER), (FINISHING, InputEnded, BUYER))
 @pytest.mark.parametrize("conn", [S, B1])
 def test_finishing_input_ended_still_gets_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h(InputEnded(conn)) == []
     h(Recorded())
@@ -841,7 +769,7 @@ def test_finishing_input_ended_still_gets_result(conn: int) -> None:
 @covers((FINISHING, Departed, SELLER), (FINISHING, Departed, BUYER))
 @pytest.mark.parametrize("conn", [S, B3])
 def test_finishing_departure_loses_only_that_result(conn: int) -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(Departed(conn))
     assert h.closed(conn) and h.kinds() == [LEFT[conn]]
@@ -854,7 +782,7 @@ def test_finishing_departure_loses_only_that_result(conn: int) -> None:
 
 @covers((FINISHING, Tick, NONE))
 def test_finishing_tick_does_nothing() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     assert h(Tick(), at=T0 + 10_000) == []
     assert h.state is FINISHING
@@ -862,7 +790,7 @@ def test_finishing_tick_does_nothing() -> None:
 
 @covers((FINISHING, Recorded, NONE))
 def test_finishing_recorded_releases_results_and_resets() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h.assert_quiet()  # nothing before the record is durable
     h(Recorded())
@@ -870,7 +798,7 @@ def test_finishing_recorded_releases_results_and_resets() -> None:
     assert h.read(B1) == ["LOST WolfPackSword"]
     assert h.read(B2) == ["LOST WolfPackSword"]
     assert h.read(B3) == ["WON 150 WolfPackSword"]
-    assert h.kinds() == ["state"]
+    assert h.kinds() == [LogKind.STATE]
     assert h.state is WS and h.auction.deadline is None
     h.assert_all_closed()
     # A fresh auction: a new seller, buyer numbers from 1 again.
@@ -881,18 +809,73 @@ def test_finishing_recorded_releases_results_and_resets() -> None:
 
 @covers((FINISHING, Shutdown, NONE))
 def test_finishing_shutdown_replaces_the_result_with_cancelled() -> None:
-    h = Harness()
+    h = harness()
     finishing(h)
     h(Shutdown())
     h.assert_quiet()
-    assert [(r.outcome, r.reason) for r in h.records] == [("sold", ""), ("cancelled", "shutdown")]
+    assert [(r.outcome, r.reason) for r in h.records] == [
+        ("sold", None), ("cancelled", CancelReason.SHUTDOWN),
+    ]
     assert h.records[1].highest == 180 and len(h.records[1].bids) == 3
     assert h.state is FINISHING
+    assert h(Shutdown()) == []  # a second shutdown changes nothing
     h(Recorded())
     for conn in (S, B1, B2, B3):
         assert h.read(conn) == ["CANCELLED shutdown"]
     h.assert_all_closed()
+    assert h.state is STOPPING
     assert h(Shutdown()) == []
+
+
+@covers((FINISHING, Shutdown, NONE))
+def test_finishing_shutdown_after_a_cancellation_records_the_shutdown() -> None:
+    h = harness()
+    waiting_buyers(h)
+    h(Departed(S))
+    h(Shutdown())
+    assert [(r.outcome, r.reason) for r in h.records] == [
+        ("cancelled", CancelReason.SELLER_LEFT), ("cancelled", CancelReason.SHUTDOWN),
+    ]
+    h(Recorded())
+    assert h.read(B1) == ["CANCELLED shutdown"] and h.read(B2) == ["CANCELLED shutdown"]
+    assert h.state is STOPPING
+    h.assert_all_closed()
+
+
+# === stopping ================================================================
+
+
+@covers((STOPPING, Connected, NEW), (STOPPING, Tick, NONE), (STOPPING, Shutdown, NONE))
+def test_stopping_turns_everyone_away_and_nothing_else_happens() -> None:
+    h = harness()
+    h(Shutdown())
+    h.kinds()
+    assert h.connect(2) == ["BUSY"] and h.closed(2)
+    assert h.kinds() == [LogKind.BUSY]
+    assert h(Tick(), at=T0 + 10_000) == []
+    assert h(Shutdown()) == []
+    assert h.state is STOPPING and h.auction.deadline is None
+
+
+# === the table's targets =====================================================
+
+
+def test_an_over_long_line_leads_where_the_departure_it_causes_leads() -> None:
+    for (state, event, role), entry in TRANSITIONS.items():
+        if event is LineTooLong:
+            assert entry.targets == TRANSITIONS[(state, Departed, role)].targets
+
+
+def test_entering_a_state_the_entry_does_not_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = (WS, LineReceived, SELLER)
+    monkeypatch.setitem(TRANSITIONS, key, Transition(TRANSITIONS[key].handler))
+    h = harness()
+    with_seller(h)
+    with pytest.raises(AuctionError, match="waiting-seller -> waiting-buyers"):
+        h(LineReceived(S, b"2 100 3 WolfPackSword"))
+    assert h.state is WS
 
 
 def test_every_transition_is_covered() -> None:
@@ -903,9 +886,10 @@ def test_every_transition_is_covered() -> None:
 
 
 def reach(state: State) -> Harness:
-    h = Harness()
+    h = harness()
     setups: dict[State, Callable[[Harness], object]] = {
         WS: with_seller, WB: waiting_buyers, BIDDING: bidding, FINISHING: finishing,
+        STOPPING: lambda h: h(Shutdown()),
     }
     setups[state](h)
     h.inbox.clear()
@@ -922,14 +906,14 @@ def assert_refused(h: Harness, event: Event) -> None:
     assert {conn: lines for conn, lines in h.inbox.items()} == before  # no effect
 
 
-@pytest.mark.parametrize("state", [WS, WB, BIDDING])
+@pytest.mark.parametrize("state", [WS, WB, BIDDING, STOPPING])
 def test_recorded_outside_finishing_is_refused(state: State) -> None:
     assert (state, Recorded, NONE) not in TRANSITIONS
     assert_refused(reach(state), Recorded())
 
 
 def test_recorded_in_fresh_machine_is_refused() -> None:
-    assert_refused(Harness(), Recorded())
+    assert_refused(harness(), Recorded())
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -940,7 +924,7 @@ def test_events_for_unknown_connections_are_refused(state: State, event: Event) 
     assert_refused(reach(state), event)
 
 
-@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("state", [WS, WB, BIDDING, FINISHING])  # stopping has no parties
 def test_connected_twice_is_refused(state: State) -> None:
     h = reach(state)
     assert_refused(h, Connected(S, peer(S)))
@@ -949,20 +933,20 @@ def test_connected_twice_is_refused(state: State) -> None:
 
 
 @pytest.mark.parametrize("state", [WB, BIDDING, FINISHING])
-def test_no_buyer_events_in_waiting_seller(state: State) -> None:
+def test_no_buyer_events_in_waiting_seller_or_stopping(state: State) -> None:
     """After an auction the buyers are gone; their connections are unknown."""
     h = reach(state)
     if state is not FINISHING:
         h(Shutdown())
     h(Recorded())
-    assert h.state is WS
-    for key in [k for k in TRANSITIONS if k[0] is WS]:
+    assert h.state is (WS if state is FINISHING else STOPPING)
+    for key in [k for k in TRANSITIONS if k[0] is h.state]:
         assert key[2] is not BUYER
     assert_refused(h, LineReceived(B1, b"1"))
 
 
 def test_events_after_close_are_refused() -> None:
-    h = Harness()
+    h = harness()
     with_seller(h)
     assert h.connect(90) == ["BUSY"]
     assert_refused(h, LineReceived(90, b"hello"))  # a BUSY connection is no party
@@ -981,7 +965,8 @@ def test_departed_buyer_events_are_refused() -> None:
 
 def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
     """The table names every (state, event, role) a caller can produce, and
-    only the Recorded and buyer-in-waiting-seller pairs are absent."""
+    only the Recorded, buyer-in-waiting-seller and stopping pairs are absent
+    (nobody is a party in stopping)."""
     events = [Connected, LineReceived, LineTooLong, InputEnded, Departed, Tick, Recorded, Shutdown]
     conn_events = {LineReceived, LineTooLong, InputEnded, Departed}
     missing = set()
@@ -998,7 +983,9 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
         (WS, Recorded, NONE),
         (WB, Recorded, NONE),
         (BIDDING, Recorded, NONE),
+        (STOPPING, Recorded, NONE),
         *((WS, e, BUYER) for e in conn_events),
+        *((STOPPING, e, role) for e in conn_events for role in (SELLER, BUYER)),
     }
 
 
@@ -1006,7 +993,7 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "min_price", "bids", "want"),
+    ("pricing", "min_price", "bids", "want"),
     [
         # the transcript: second price pays the second-highest
         (2, 100, [(1, 120), (2, 150), (3, 180)], Outcome(True, 180, 150, 3)),
@@ -1035,13 +1022,13 @@ def test_illegal_pairs_are_exactly_those_missing_from_the_table() -> None:
          Outcome(True, 999_999_999_999, 999_999_999_998, 1)),
     ],
 )
-def test_settle(kind: int, min_price: int, bids: list[tuple[int, int]], want: Outcome) -> None:
-    assert settle(kind, min_price, bids) == want
+def test_settle(pricing: int, min_price: int, bids: list[tuple[int, int]], want: Outcome) -> None:
+    assert settle(Pricing(pricing), min_price, bids) == want
 
 
 def test_transcript_auction_end_to_end() -> None:
     """The auction of TRANSCRIPTS.md: every line, every log, the record."""
-    h = Harness()
+    h = harness()
     h(Connected(S, peer(S)), at=T0)
     h(LineReceived(S, b"2 100 3 WolfPackSword"), at=T0 + 1)
     for i, conn in enumerate((B1, B2, B3)):
@@ -1057,28 +1044,28 @@ def test_transcript_auction_end_to_end() -> None:
     h.assert_all_closed()
     # The log events come in the order of the transcript's server text.
     assert [(log.kind, log.args) for log in h.logs] == [
-        ("seller_connected", (peer(S),)),
-        ("request_accepted", (2, 100, 3, "WolfPackSword")),
-        ("state", ("waiting-buyers",)),
-        ("buyer_connected", (1, peer(B1))),
-        ("buyer_connected", (2, peer(B2))),
-        ("buyer_connected", (3, peer(B3))),
-        ("bidding_starts", ()),
-        ("state", ("bidding",)),
-        ("bid", (1, 120)),
-        ("bid", (2, 150)),
-        ("bid", (3, 180)),
-        ("state", ("finishing",)),
-        ("sold", (180, 150)),
-        ("state", ("waiting-seller",)),
+        (LogKind.SELLER_CONNECTED, (peer(S),)),
+        (LogKind.REQUEST_ACCEPTED, (Pricing.SECOND, 100, 3, "WolfPackSword")),
+        (LogKind.STATE, (WB,)),
+        (LogKind.BUYER_CONNECTED, (1, peer(B1))),
+        (LogKind.BUYER_CONNECTED, (2, peer(B2))),
+        (LogKind.BUYER_CONNECTED, (3, peer(B3))),
+        (LogKind.BIDDING_STARTS, ()),
+        (LogKind.STATE, (BIDDING,)),
+        (LogKind.BID, (1, 120)),
+        (LogKind.BID, (2, 150)),
+        (LogKind.BID, (3, 180)),
+        (LogKind.STATE, (FINISHING,)),
+        (LogKind.SOLD, (180, 150)),
+        (LogKind.STATE, (WS,)),
     ]
     (record,) = h.records
     assert record.item == "WolfPackSword"
-    assert (record.kind, record.min_price, record.buyers_requested, record.buyers_connected) == (
-        2, 100, 3, 3,
+    assert (record.pricing, record.min_price, record.buyers_requested, record.buyers_connected) == (
+        Pricing.SECOND, 100, 3, 3,
     )
     assert (record.outcome, record.reason, record.winner, record.winner_peer) == (
-        "sold", "", 3, peer(B3),
+        "sold", None, 3, peer(B3),
     )
     assert (record.highest, record.price) == (180, 150)
     assert (record.started_at, record.ended_at, record.seller_peer) == (T0 + 1, T0 + 12, peer(S))
@@ -1108,7 +1095,7 @@ def test_transcript_auction_end_to_end() -> None:
 def test_results_on_the_wire(
     request_line: bytes, bids: list[tuple[int, bytes]], seller: str, results: dict[int, str]
 ) -> None:
-    h = Harness()
+    h = harness()
     lines = run_auction(h, request_line, bids)
     assert lines[S][-1] == seller
     for conn, line in results.items():
@@ -1119,7 +1106,7 @@ def test_results_on_the_wire(
 
 
 def test_buyer_numbering_after_departures_is_never_reused() -> None:
-    h = Harness()
+    h = harness()
     started(h, b"1 10 2 Map")
     assert h.connect(B1) == ["ROLE BUYER 1", "WAITING 1 2"]
     h(Departed(B1))
@@ -1136,7 +1123,7 @@ def test_buyer_numbering_after_departures_is_never_reused() -> None:
 
 
 def test_seller_leaving_in_bidding_and_buyer_after_accepted_record_normally() -> None:
-    h = Harness()
+    h = harness()
     bidding(h, b"1 100 2 Map")
     h.say(B1, b"300")
     h(Departed(B1))
@@ -1150,7 +1137,7 @@ def test_seller_leaving_in_bidding_and_buyer_after_accepted_record_normally() ->
 
 
 def test_many_buyers_and_lines_each_get_exactly_one_close() -> None:
-    h = Harness(max_buyers=200)
+    h = harness(max_buyers=200)
     with_seller(h)
     h.say(S, b"2 10 200 Crate")
     conns = list(range(1000, 1200))
@@ -1184,7 +1171,7 @@ def random_run(seed: int, steps: int = 150) -> Harness:
     """Feed a random sequence of events a correct caller could produce; end
     with a shutdown; return the harness."""
     rng = random.Random(seed)
-    h = Harness(max_buyers=4, request_timeout=5.0, bid_timeout=5.0)
+    h = harness(max_buyers=4, request_timeout=5.0, bid_timeout=5.0)
     next_conn = 1
     input_ended: set[int] = set()
     for _ in range(steps):
@@ -1212,6 +1199,7 @@ def random_run(seed: int, steps: int = 150) -> Harness:
     h(Shutdown())
     if h.state is FINISHING:
         h(Recorded())
+    assert h.state is STOPPING
     return h
 
 
@@ -1222,7 +1210,6 @@ def test_random_sequences_keep_the_promises(seed: int) -> None:
     without a final line unless it went away first."""
     h = random_run(seed)
     h.assert_all_closed()
-    assert h.state is WS
     for conn in h.seen:
         keywords = [line.split(" ")[0] for line in h.history[conn]]
         finals = [k for k in keywords if k in protocol.FINAL]

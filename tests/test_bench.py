@@ -1,9 +1,10 @@
 """The benchmark keeps working: every scenario with tiny sizes against our
 server and the asyncio baseline, the runner's table/JSON/plot, the load
-generator's result check, and the protocol suite against every baseline.
+generator's result check, the baselines' coalescing of actions, and the
+protocol suite against every baseline.
 
-Speed is never asserted here (issue 6: the targets are ratios from a full run,
-see docs/PERFORMANCE.md); only that each run is correct.
+Speed is never asserted here (the targets are ratios from a full run, see
+docs/PERFORMANCE.md); only that each run is correct.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, run  # noqa: E402
+from bench.baselines.common import coalesce  # noqa: E402
+from reactor_auction.events import Close, Log, Record, Send  # noqa: E402
 
 SMOKE = run.PROFILES["smoke"]
 BASELINES = ["asyncio", "uvloop", "threaded"]
@@ -99,6 +102,30 @@ def test_result_check_catches_a_wrong_outcome() -> None:
     assert _finished(right, b"SOLD %d bench item" % (price + 1)).check()
     renumbered = {k + 1: line for k, line in right.items()}
     assert _finished(renumbered, b"SOLD %d bench item" % price).check()
+
+
+# --- coalesce ---------------------------------------------------------------------
+
+
+def test_coalesce_merges_each_connections_sends_at_its_first() -> None:
+    log = Log("bid", (1, 120))
+    actions = [Send(1, b"A\n"), log, Send(2, b"B\n"), Send(1, b"C\n"), Send(2, b"D\n")]
+    assert coalesce(actions) == [Send(1, b"A\nC\n"), log, Send(2, b"B\nD\n")]
+
+
+def test_coalesce_keeps_close_after_the_sends_before_it() -> None:
+    actions = [Send(1, b"A\n"), Send(1, b"B\n"), Close(1), Send(1, b"late\n")]
+    assert coalesce(actions) == [Send(1, b"A\nB\n"), Close(1), Send(1, b"late\n")]
+
+
+def test_coalesce_moves_nothing_across_a_record() -> None:
+    record = Record(record=None)  # type: ignore[arg-type]
+    actions = [Send(1, b"ACCEPTED\n"), record, Send(1, b"WON 5 X\n")]
+    assert coalesce(actions) == actions
+
+
+def test_coalesce_of_nothing_is_nothing() -> None:
+    assert coalesce([]) == []
 
 
 @pytest.mark.bench_protocol

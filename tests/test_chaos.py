@@ -20,8 +20,8 @@ from conftest import RawClient, ServerProcess
 from hostile_tools import fd_count, reset, wait_until
 from test_server import ours_only
 
-from reactor_auction.auction import settle
-from reactor_auction.protocol import FINAL
+from reactor_auction.outcome import settle
+from reactor_auction.protocol import FINAL, Pricing
 
 Start = Callable[..., ServerProcess]
 
@@ -132,9 +132,7 @@ class Chaos:
         self.send(seller, f"{kind} {min_price} {needed} {item}\r\n".encode())
         seller.expect(b"START")
         seller_there = True
-        seller_input_ended = rng.random() < 0.2
-        if seller_input_ended:
-            seller.sock.shutdown(socket.SHUT_WR)  # it still gets its result
+        seller_input_ended = rng.random() < 0.2  # once bidding started
 
         # Buyers join; some leave again; the seller may give up meanwhile.
         buyers: dict[RawClient, int] = {}
@@ -159,16 +157,22 @@ class Chaos:
             elif roll < 0.3:
                 self.send(buyer, b"100\n")
                 buyer.expect(b"NOTYET")
-            elif roll < 0.45 and not seller_input_ended:
-                # (After its end of input the server no longer reads from the
-                # seller, so a later reset would only be seen at the result.)
-                reset(seller.sock)
+            elif roll < 0.45:
+                # Before bidding, a reset and an end of input are both leaving.
+                if rng.random() < 0.5:
+                    reset(seller.sock)
+                else:
+                    seller.sock.shutdown(socket.SHUT_WR)
+                    seller.expect_closed()  # no final line
+                    seller.close()
                 for waiting in buyers:
                     assert self.final(waiting) == b"CANCELLED seller-left"
                 self.recorded.append((item, "cancelled"))
                 return "cancelled"
         for buyer in list(buyers)[:-1]:
             buyer.expect(b"BID")
+        if seller_input_ended:
+            seller.sock.shutdown(socket.SHUT_WR)  # from bidding on: it still gets its result
 
         # Bidding, with refused newcomers in between.
         for _ in range(rng.choice([0, 1, 3])):
@@ -207,7 +211,7 @@ class Chaos:
             silent = silent or way == "silent"
             listening.append(buyer)
 
-        outcome = settle(kind, min_price, accepted)
+        outcome = settle(Pricing(kind), min_price, accepted)
         self.recorded.append((item, "sold" if outcome.sold else "unsold"))
         for buyer in listening:
             if outcome.sold:

@@ -43,7 +43,8 @@ from test_server import (
     saw,
 )
 
-from reactor_auction.auction import Auction, State
+from reactor_auction.auction import Auction
+from reactor_auction.events import LogKind, State
 from reactor_auction.loop import Loop
 from reactor_auction.service import LINES_PER_TURN, AuctionService
 
@@ -386,14 +387,14 @@ def test_byte_trickling_buyer_still_hits_the_bid_timeout(
 def test_half_closed_seller_and_buyers_get_their_results(
     start_server: Start, connect: Connect
 ) -> None:
-    """Like ``printf '2 100 2 X\\n' | nc -N``: the line and the end of input
-    arrive together; the client still reads its result."""
+    """From bidding on, a client that half-closes (``nc -N``) still reads its
+    result; a buyer's last line and its end of input may arrive together."""
     server = start_server()
     seller = connect(server.port)
     seller.send(b"2 100 2 Half Shut\n")
-    half_close(seller)
     seller.expect(b"ROLE SELLER", b"REQUEST", b"START")
     one, two = fill(connect, server.port, 2)
+    half_close(seller)
     one.send(b"150\n")
     half_close(one)
     one.expect(b"ACCEPTED")
@@ -537,12 +538,12 @@ def test_kill_9_and_restart_on_the_same_port_at_once(
 BUGGY = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from reactor_auction import auction, server
+from reactor_auction import protocol, server
 
-def broken(self, event):
+def broken(line):
     raise RuntimeError("planted bug")
 
-auction.Auction._bid = broken
+protocol.parse_bid = broken
 sys.exit(server.main(sys.argv[2:]))
 """
 
@@ -578,10 +579,10 @@ def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
     """A fault while the shell serves one client (here: the log it writes
     fails once) closes that client only, with one error line; the auction
     goes on with the next seller."""
-    logged: list[str] = []
-    faults = ["invalid_request"]
+    logged: list[LogKind] = []
+    faults = [LogKind.INVALID_REQUEST]
 
-    def emit(kind: str, args: tuple[object, ...]) -> None:
+    def emit(kind: LogKind, args: tuple[object, ...]) -> None:
         if kind in faults:
             faults.remove(kind)
             raise RuntimeError("console bug")
@@ -596,8 +597,8 @@ def test_a_failing_console_closes_one_connection_and_logs_one_line() -> None:
     first.expect(b"ROLE SELLER", b"REQUEST")
     first.send(b"nonsense\n")
     run_until(loop, lambda: service.connections == 0)
-    assert logged.count("connection_error") == 1  # one line...
-    assert logged.count("seller_left_early") == 1  # ...and a departure of that client only
+    assert logged.count(LogKind.CONNECTION_ERROR) == 1  # one line...
+    assert logged.count(LogKind.SELLER_LEFT_EARLY) == 1  # ...and a departure of that client only
     first.expect(b"INVALID request", b"REQUEST")  # the machine's replies were carried out
     first.expect_closed()
 
@@ -623,12 +624,12 @@ def test_a_failing_console_on_a_deferred_batch_of_lines_closes_that_connection_o
     """Lines beyond LINES_PER_TURN are handled on a later turn, by a deferred
     call rather than a call of the transport: a fault there is contained
     the same way, closing that client only."""
-    logged: list[str] = []
+    logged: list[LogKind] = []
     invalid = 0
 
-    def emit(kind: str, args: tuple[object, ...]) -> None:
+    def emit(kind: LogKind, args: tuple[object, ...]) -> None:
         nonlocal invalid
-        if kind == "invalid_request":
+        if kind is LogKind.INVALID_REQUEST:
             invalid += 1
             if invalid == LINES_PER_TURN + 1:  # the first line of the second batch
                 raise RuntimeError("console bug")
@@ -643,8 +644,8 @@ def test_a_failing_console_on_a_deferred_batch_of_lines_closes_that_connection_o
     flooding.send(b"nonsense\n" * (2 * LINES_PER_TURN))  # arrives in one read
     run_until(loop, lambda: service.connections == 0)
     assert invalid == LINES_PER_TURN + 1  # the fault ended it there
-    assert logged.count("connection_error") == 1
-    assert logged.count("seller_left_early") == 1
+    assert logged.count(LogKind.CONNECTION_ERROR) == 1
+    assert logged.count(LogKind.SELLER_LEFT_EARLY) == 1
     for _ in range(LINES_PER_TURN + 1):
         flooding.expect(b"INVALID request", b"REQUEST")
     flooding.expect_closed()

@@ -32,8 +32,9 @@ from test_server import local_port, open_seller
 
 from reactor_auction import history as history_cli
 from reactor_auction import ledger as ledger_mod
-from reactor_auction.auction import AuctionRecord, BidRecord
+from reactor_auction.events import AuctionRecord, BidRecord
 from reactor_auction.ledger import SCHEMA_VERSION, Ledger, LedgerBusy, LedgerError, history
+from reactor_auction.protocol import CancelReason, Pricing
 
 #: The process tests check this implementation's ledger file.
 own_server = pytest.mark.skipif(
@@ -67,8 +68,9 @@ def make_record(
     sold = outcome == "sold"
     highest = max((amount for _, amount in bids), default=0)
     return AuctionRecord(
-        item=item, kind=2, min_price=100, buyers_requested=3,
-        buyers_connected=len(bids), outcome=outcome, reason=reason,
+        item=item, pricing=Pricing.SECOND, min_price=100, buyers_requested=3,
+        buyers_connected=len(bids), outcome=outcome,
+        reason=CancelReason(reason) if reason else None,
         winner=2 if sold else None, winner_peer="127.0.0.1:4002" if sold else "",
         highest=highest, price=150 if sold else 0, started_at=now - 2.0, ended_at=now,
         seller_peer="127.0.0.1:4000", bids=bid_records,

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pair_tools import InMemoryAuction
 from session_tools import Driver
 
-from reactor_auction.auction import State
+from reactor_auction.events import State
+from reactor_auction.protocol import CancelReason
 from reactor_auction.session import ExitStatus, Notice, NoticeKind
 
 K = NoticeKind
@@ -161,7 +162,7 @@ def test_shutdown_cancels_for_everyone() -> None:
     cancelled = said(Notice(K.CANCELLED, word="shutdown"), K.DISCONNECTING)
     assert_over(seller, ExitStatus.CANCELLED, SELLER_START + cancelled)
     assert_over(buyer, ExitStatus.CANCELLED, WAITING + cancelled)
-    assert [record.reason for record in room.records] == ["shutdown"]
+    assert [record.reason for record in room.records] == [CancelReason.SHUTDOWN]
 
 
 def test_a_request_timeout() -> None:

@@ -8,8 +8,6 @@ after every step.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -19,30 +17,28 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from machine_tools import Harness, peer
 
 from reactor_auction import protocol
-from reactor_auction.auction import (
+from reactor_auction.auction import Auction
+from reactor_auction.events import (
     Action,
-    Auction,
     AuctionRecord,
-    Close,
     Connected,
     Departed,
     Event,
     InputEnded,
     LineReceived,
     LineTooLong,
-    Record,
     Recorded,
     Send,
     Shutdown,
     State,
     Tick,
-    settle,
 )
 from reactor_auction.framing import LineBuffer
 from reactor_auction.framing import LineTooLong as FramingTooLong
-from reactor_auction.protocol import encode
+from reactor_auction.outcome import settle
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -100,39 +96,15 @@ def test_framing_yields_only_lines_or_line_too_long(
 # --- the machine answers only with protocol lines ----------------------------------
 
 
-class Shell:
-    """Feeds an Auction like the server's shell does and checks every action:
-    each Send is one protocol line, nobody hears from the machine after its
-    Close, and nothing is fed for a closed connection."""
+class Caller(Harness):
+    """The shared Harness, plus the caller's own promise: nothing is fed for
+    a connection after its Close."""
 
-    def __init__(self, auction: Auction) -> None:
-        self.auction = auction
-        self.now = 0.0
-        self.open: set[int] = set()
-        self.sent: dict[int, list[protocol.ServerMessage]] = {}
-        self.closes: Counter[int] = Counter()
-        self.records: list[AuctionRecord] = []
-
-    def __call__(self, event: Event) -> list[Action]:
+    def __call__(self, event: Event, at: float | None = None) -> list[Action]:
         conn = getattr(event, "conn", None)
-        if isinstance(event, Connected):
-            self.open.add(event.conn)
-            self.sent[event.conn] = []
-        else:
+        if not isinstance(event, Connected):
             assert conn is None or conn in self.open
-        actions = self.auction.handle(event, self.now)
-        for action in actions:
-            if isinstance(action, Send):
-                assert action.conn in self.open, f"send after close: {action}"
-                assert action.data.endswith(b"\n") and action.data.count(b"\n") == 1
-                self.sent[action.conn].append(protocol.parse_server_line(action.data[:-1]))
-            elif isinstance(action, Close):
-                self.closes[action.conn] += 1
-                assert self.closes[action.conn] == 1, f"closed twice: {action}"
-                self.open.discard(action.conn)
-            elif isinstance(action, Record):
-                self.records.append(action.record)
-        return actions
+        return super().__call__(event, at)
 
 
 #: Lines that move the machine along, mixed with arbitrary bytes.
@@ -154,12 +126,12 @@ def test_any_bytes_into_the_machine_yield_only_protocol_lines(
 ) -> None:
     """Bytes from up to six connections go through the framing into the
     machine: it never raises, and every reply parses as a server line."""
-    shell = Shell(Auction(max_buyers=3))
+    shell = Caller(Auction(max_buyers=3))
     buffers: dict[int, LineBuffer] = {}
     for who, data in chunks:
         if who not in buffers:
             buffers[who] = LineBuffer(64)
-            shell(Connected(who, f"10.0.0.{who}:1"))
+            shell(Connected(who, peer(who)))
         if who not in shell.open:
             continue
         buffer = buffers[who]
@@ -190,7 +162,7 @@ class AuctionMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.shell = Shell(Auction(max_buyers=3, request_timeout=5.0, bid_timeout=5.0))
+        self.shell = Caller(Auction(max_buyers=3, request_timeout=5.0, bid_timeout=5.0))
         self.next_conn = 1
         self.input_ended: set[int] = set()
         self.new_auction()
@@ -238,7 +210,7 @@ class AuctionMachine(RuleBasedStateMachine):
         assert [(b.buyer, b.amount) for b in record.bids] == self.accepted
         if record.outcome == "cancelled":
             return
-        outcome = settle(request.kind, request.min_price, self.accepted)
+        outcome = settle(request.pricing, request.min_price, self.accepted)
         assert record.outcome == ("sold" if outcome.sold else "unsold")
         assert (record.winner, record.price, record.highest) == (
             outcome.winner, outcome.price, outcome.highest
@@ -257,7 +229,7 @@ class AuctionMachine(RuleBasedStateMachine):
     def connect(self) -> None:
         conn = self.next_conn
         self.next_conn += 1
-        self.feed(Connected(conn, f"10.0.0.{conn % 250}:{conn}"))
+        self.feed(Connected(conn, peer(conn)))
 
     @precondition(lambda self: self.talking())
     @rule(data=st.data(), line=LINES)
@@ -340,29 +312,32 @@ class AuctionMachine(RuleBasedStateMachine):
         assert self.request is not None
         item = self.request.item
         for conn in participants:
-            last = self.shell.sent[conn][-1]
+            last = self.shell.messages[conn][-1]
             assert conn not in self.shell.open
             if record.outcome == "cancelled":
-                want = encode("CANCELLED", record.reason)
+                assert record.reason is not None
+                want = protocol.cancelled(record.reason)
             elif conn == self.seller:
-                want = encode("SOLD", record.price, item) if record.outcome == "sold" else (
-                    encode("UNSOLD", record.highest, item))
+                want = protocol.sold(record.price, item) if record.outcome == "sold" else (
+                    protocol.unsold(record.highest, item))
             elif record.outcome == "sold":
                 won = self.buyers[conn] == record.winner
-                want = encode("WON", record.price, item) if won else encode("LOST", item)
+                want = protocol.won(record.price, item) if won else protocol.lost(item)
             else:
-                want = encode("UNSOLD", record.highest, item)
+                want = protocol.unsold(record.highest, item)
             assert last == protocol.parse_server_line(want[:-1])
 
     # -- invariants -------------------------------------------------------------------
 
     @invariant()
-    def one_of_four_states(self) -> None:
-        assert self.shell.auction.state in State
+    def nobody_new_is_taken_once_stopping(self) -> None:
+        """In stopping every connection has had its Close."""
+        if self.shell.auction.state is State.STOPPING:
+            assert self.shell.open == set()
 
     @invariant()
     def at_most_one_final_line_each_and_it_is_the_last(self) -> None:
-        for conn, messages in self.shell.sent.items():
+        for conn, messages in self.shell.messages.items():
             finals = [i for i, m in enumerate(messages) if m.final]
             assert len(finals) <= 1, (conn, messages)
             if finals:
@@ -372,7 +347,7 @@ class AuctionMachine(RuleBasedStateMachine):
     def at_most_one_winner(self) -> None:
         """One WON line at most per sold auction, none for any other."""
         sold = sum(record.outcome == "sold" for record in self.shell.records)
-        won = sum(m.keyword == "WON" for messages in self.shell.sent.values() for m in messages)
+        won = sum(m.keyword == "WON" for messages in self.shell.messages.values() for m in messages)
         assert won <= sold
         assert all(r.winner is None or r.outcome == "sold" for r in self.shell.records)
 
@@ -391,8 +366,7 @@ class AuctionMachine(RuleBasedStateMachine):
         if self.pending is not None:
             self.recorded()
         assert self.shell.open == set()
-        assert set(self.shell.closes.values()) <= {1}
-        assert set(self.shell.closes) == set(self.shell.sent)
+        self.shell.assert_all_closed()
 
 
 AuctionMachine.TestCase.settings = settings(

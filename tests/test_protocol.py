@@ -1,5 +1,5 @@
 """Unit tests of reactor_auction.protocol: the number rule, the seller's request,
-bids, and every server message (built by ``encode``, read by
+bids, and every server message (built by its builder or ``encode``, read by
 ``parse_server_line``). No network."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from reactor_auction.protocol import (
     MAX_DIGITS,
     MAX_ITEM,
     SERVER_GRAMMAR,
+    CancelReason,
     InvalidInput,
+    Pricing,
     ProtocolError,
     Request,
     ServerMessage,
@@ -25,6 +27,8 @@ from reactor_auction.protocol import (
     parse_request,
     parse_server_line,
 )
+
+FIRST, SECOND = Pricing.FIRST, Pricing.SECOND
 
 # --- the number rule ---------------------------------------------------------------
 
@@ -94,16 +98,16 @@ def test_amount_accepts_the_largest_number() -> None:
 @pytest.mark.parametrize(
     ("line", "want"),
     [
-        (b"2 100 3 WolfPackSword", Request(2, 100, 3, "WolfPackSword")),
-        (b"1 1 1 X", Request(1, 1, 1, "X")),
+        (b"2 100 3 WolfPackSword", Request(SECOND, 100, 3, "WolfPackSword")),
+        (b"1 1 1 X", Request(FIRST, 1, 1, "X")),
         # runs of spaces separate fields; spaces around the line are trimmed
-        (b"  1   100    2     Old   Map  ", Request(1, 100, 2, "Old   Map")),
-        (b"2 100 3 Wolf Pack Sword", Request(2, 100, 3, "Wolf Pack Sword")),
-        (b"1 007 0002 x", Request(1, 7, 2, "x")),
-        ("1 5 1 Épée à deux mains".encode(), Request(1, 5, 1, "Épée à deux mains")),
-        (b"1 5 10 " + b"x" * MAX_ITEM, Request(1, 5, 10, "x" * MAX_ITEM)),
-        (b"1 5 1 " + "é".encode() * MAX_ITEM, Request(1, 5, 1, "é" * MAX_ITEM)),
-        (b"1 999999999999 1 big", Request(1, 999_999_999_999, 1, "big")),
+        (b"  1   100    2     Old   Map  ", Request(FIRST, 100, 2, "Old   Map")),
+        (b"2 100 3 Wolf Pack Sword", Request(SECOND, 100, 3, "Wolf Pack Sword")),
+        (b"1 007 0002 x", Request(FIRST, 7, 2, "x")),
+        ("1 5 1 Épée à deux mains".encode(), Request(FIRST, 5, 1, "Épée à deux mains")),
+        (b"1 5 10 " + b"x" * MAX_ITEM, Request(FIRST, 5, 10, "x" * MAX_ITEM)),
+        (b"1 5 1 " + "é".encode() * MAX_ITEM, Request(FIRST, 5, 1, "é" * MAX_ITEM)),
+        (b"1 999999999999 1 big", Request(FIRST, 999_999_999_999, 1, "big")),
     ],
 )
 def test_request_valid(line: bytes, want: Request) -> None:
@@ -196,6 +200,43 @@ def test_encode() -> None:
     assert encode("ROLE", "BUYER", 3) == b"ROLE BUYER 3\n"
     assert encode("SOLD", 150, "Wolf Pack Sword") == b"SOLD 150 Wolf Pack Sword\n"
     assert encode("WON", 5, "Épée") == "WON 5 Épée\n".encode()
+
+
+#: Every builder of a server line, called, and the line it must build.
+BUILT = [
+    (protocol.role_seller(), b"ROLE SELLER"),
+    (protocol.request(), b"REQUEST"),
+    (protocol.invalid_request(), b"INVALID request"),
+    (protocol.start(), b"START"),
+    (protocol.role_buyer(7), b"ROLE BUYER 7"),
+    (protocol.waiting(2, 3), b"WAITING 2 3"),
+    (protocol.bid(), b"BID"),
+    (protocol.invalid_bid(), b"INVALID bid"),
+    (protocol.accepted(), b"ACCEPTED"),
+    (protocol.notyet(), b"NOTYET"),
+    (protocol.done(), b"DONE"),
+    (protocol.sold(150, "Wolf Pack Sword"), b"SOLD 150 Wolf Pack Sword"),
+    (protocol.unsold(99, "Map"), b"UNSOLD 99 Map"),
+    (protocol.won(5, "Épée"), "WON 5 Épée".encode()),
+    (protocol.lost("Map"), b"LOST Map"),
+    (protocol.busy(), b"BUSY"),
+    (protocol.timeout(), b"TIMEOUT"),
+    (protocol.cancelled(CancelReason.SELLER_LEFT), b"CANCELLED seller-left"),
+    (protocol.cancelled(CancelReason.SHUTDOWN), b"CANCELLED shutdown"),
+    (protocol.SERVER_ERROR_LINE, b"CANCELLED server-error"),
+    (protocol.line_too_long(), b"ERROR line-too-long"),
+]
+
+
+@pytest.mark.parametrize(("built", "line"), BUILT)
+def test_builders_make_grammatical_lines(built: bytes, line: bytes) -> None:
+    assert built == line + b"\n"
+    parse_server_line(line)  # raises ProtocolError for anything outside the grammar
+
+
+def test_every_keyword_has_a_builder() -> None:
+    keywords = {parse_server_line(line).keyword for _, line in BUILT}
+    assert keywords == set(SERVER_GRAMMAR)
 
 
 #: One well-formed line for every keyword of the grammar, and what it parses to.

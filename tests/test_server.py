@@ -368,15 +368,24 @@ def test_seller_departure_before_start(server: ServerProcess, connect: Connect) 
     nxt.expect(b"REQUEST")
 
 
-def test_seller_departure_waiting_buyers_cancels(server: ServerProcess, connect: Connect) -> None:
-    seller = open_seller(connect, server.port, b"1 10 3 X")
-    one = join(connect, server.port, 1, (1, 3))
-    two = join(connect, server.port, 2, (2, 3))
-    depart(seller)
+def seller_leaves_while_buyers_wait(
+    connect: Connect, port: int, leave: Callable[[RawClient], None]
+) -> RawClient:
+    """Two of three buyers wait when the seller leaves (``leave``): both are
+    told the auction is cancelled; return the seller's connection."""
+    seller = open_seller(connect, port, b"1 10 3 X")
+    one = join(connect, port, 1, (1, 3))
+    two = join(connect, port, 2, (2, 3))
+    leave(seller)
     final(one, b"CANCELLED seller-left")
     final(two, b"CANCELLED seller-left")
-    nxt = connect_as(connect, server.port, b"ROLE SELLER")  # back to waiting-seller
+    nxt = connect_as(connect, port, b"ROLE SELLER")  # back to waiting-seller
     nxt.expect(b"REQUEST")
+    return seller
+
+
+def test_seller_departure_waiting_buyers_cancels(server: ServerProcess, connect: Connect) -> None:
+    seller_leaves_while_buyers_wait(connect, server.port, depart)
 
 
 def test_seller_departure_in_bidding_auction_goes_on(
@@ -445,18 +454,37 @@ def test_seller_input_end_before_start_is_a_departure(
     nxt.expect(b"REQUEST")
 
 
-def test_seller_input_end_after_start_still_gets_result(
+def test_seller_input_end_waiting_buyers_cancels(server: ServerProcess, connect: Connect) -> None:
+    """Before bidding, end of input is leaving, as a reset is."""
+    seller = seller_leaves_while_buyers_wait(connect, server.port, half_close)
+    seller.expect_closed()  # it left: closed, no final line
+
+
+def test_seller_request_with_input_end_is_cancelled_at_once(
     server: ServerProcess, connect: Connect
 ) -> None:
-    """``printf '1 10 1 X\\n' | nc -N host port`` works."""
+    """``printf '1 10 1 X\\n' | nc -N host port``: the request starts the
+    auction, and the end of input right behind it cancels it."""
     seller = connect(server.port)
     seller.send(b"1 10 1 X\n")
     half_close(seller)
     seller.expect(b"ROLE SELLER", b"REQUEST", b"START")
-    buyer = join(connect, server.port, 1, None)
-    buyer.expect(b"BID")
-    bid(buyer, 10)
-    final(seller, b"SOLD 10 X")
+    seller.expect_closed()
+    nxt = connect_as(connect, server.port, b"ROLE SELLER")
+    nxt.expect(b"REQUEST")
+
+
+def test_seller_input_end_in_bidding_still_gets_result(
+    server: ServerProcess, connect: Connect
+) -> None:
+    """From bidding on, end of input means only that it sends nothing more."""
+    seller, (one, two) = auction(connect, server.port, b"2 10 2 X")
+    half_close(seller)
+    bid(one, 20)
+    bid(two, 30)
+    final(two, b"WON 20 X")
+    final(one, b"LOST X")
+    final(seller, b"SOLD 20 X")
 
 
 def test_buyer_input_end_waiting_buyers_frees_the_place(

@@ -14,6 +14,7 @@ from pair_tools import InMemoryAuction
 from session_tools import Driver
 
 from reactor_auction import text
+from reactor_auction.events import LogKind
 from reactor_auction.server import ConsoleLog
 
 TRANSCRIPTS = Path(__file__).resolve().parent.parent / "docs" / "TRANSCRIPTS.md"
@@ -107,7 +108,7 @@ def test_the_server_screen_is_what_the_console_prints(capsys: pytest.CaptureFixt
     for bid in ("120", "150", "180"):
         room.join(bid, peer="<ip>:<port>")
     console = ConsoleLog()
-    console("ready", ())
+    console(LogKind.READY, ())
     for log in room.logs:
         console(log.kind, log.args)
     assert capsys.readouterr().out.split("\n") == [*screen("Server"), "", ""]

@@ -34,7 +34,7 @@ from bench.baselines.common import (  # noqa: E402
     parse_options,
     strip_terminator,
 )
-from reactor_auction.auction import (  # noqa: E402
+from reactor_auction.events import (  # noqa: E402
     Connected,
     InputEnded,
     LineReceived,

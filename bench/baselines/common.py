@@ -21,18 +21,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from reactor_auction.auction import (
-    Auction,
+from reactor_auction.actions import carry_out
+from reactor_auction.auction import Auction
+from reactor_auction.events import (
+    Action,
+    AuctionRecord,
     Close,
     Departed,
     Event,
     Log,
+    LogKind,
     Record,
     Recorded,
     Send,
     Shutdown,
     Tick,
-    coalesce,
 )
 from reactor_auction.server import ConsoleLog, build_parser, max_buyers_allowed
 from reactor_auction.service import MAX_OUTPUT, SHUTDOWN_GRACE
@@ -40,7 +43,7 @@ from reactor_auction.transport import LINGER_BYTES, LINGER_SECONDS
 
 __all__ = [
     "BACKLOG", "LINGER_BYTES", "LINGER_SECONDS", "MAX_OUTPUT", "SHUTDOWN_GRACE",
-    "Link", "Options", "Shell", "parse_options", "strip_terminator",
+    "Link", "Options", "Shell", "coalesce", "parse_options", "strip_terminator",
 ]
 
 #: The listen backlog, as auc_server's (service.AuctionService.listen).
@@ -75,8 +78,8 @@ class Options:
 
     def listening(self, port: int) -> None:
         """Say so, as auc_server does: the port (--verbose only), then ready."""
-        self.log("listening", (self.host or "*", port))
-        self.log("ready", ())
+        self.log(LogKind.LISTENING, (self.host or "*", port))
+        self.log(LogKind.READY, ())
 
 
 def parse_options(prog: str, what: str, argv: Sequence[str] | None = None) -> Options:
@@ -103,6 +106,39 @@ def strip_terminator(line: bytes) -> bytes:
     return line[:-1]
 
 
+def coalesce(actions: Sequence[Action]) -> list[Action]:
+    """Return ``actions`` with each connection's Sends merged into one.
+
+    A connection's merged Send stands where its first Send stood; a Close
+    ends the run (bytes after it would be dropped anyway) and a Record is a
+    barrier (nothing moves across it), so what reaches each connection, and
+    when relative to the ledger, is unchanged. For a shell that writes at
+    once, one Send per connection means one system call: ROLE and WAITING,
+    INVALID and the prompt again, ACCEPTED and a result each travel together.
+    (The project's own reactor needs no help here: a Stream sends whatever
+    one turn of the loop wrote to it in one call.)
+    """
+    merged: list[Action] = []
+    open_send: dict[int, int] = {}  # conn -> index of its Send in merged
+    for action in actions:
+        if isinstance(action, Send):
+            index = open_send.get(action.conn)
+            if index is None:
+                open_send[action.conn] = len(merged)
+                merged.append(action)
+            else:
+                first = merged[index]
+                assert isinstance(first, Send)
+                merged[index] = Send(action.conn, first.data + action.data)
+            continue
+        if isinstance(action, Close):
+            open_send.pop(action.conn, None)
+        elif isinstance(action, Record):
+            open_send.clear()
+        merged.append(action)
+    return merged
+
+
 class Link(Protocol):
     """One client connection as the shell sees it."""
 
@@ -118,17 +154,18 @@ class Link(Protocol):
 
 
 class Shell:
-    """Feeds events to one Auction and carries out its actions.
+    """Feeds events to one Auction and carries out its actions (it is their
+    ``actions.Executor``).
 
-    The same job as service.AuctionService._feed, minus the ledger: a
-    ``Record`` action is answered with ``Recorded`` at once. The caller
-    serialises calls (one event loop, or a lock).
+    The same job as service.AuctionService, minus the ledger: a ``Record``
+    action is answered with ``Recorded`` at once. The caller serialises calls
+    (one event loop, or a lock).
     """
 
     def __init__(
         self,
         auction: Auction,
-        emit: Callable[[str, tuple[object, ...]], None],
+        emit: Callable[[LogKind, tuple[object, ...]], None],
         arm: Callable[[float | None], None],
     ) -> None:
         """``arm(when)`` must call ``on_deadline`` at monotonic time ``when``
@@ -140,6 +177,7 @@ class Shell:
         self.links: dict[int, Link] = {}
         self._ids = itertools.count(1)
         self.stopping = False
+        self._recorded = False  # a Record action was carried out
 
     def add(self, link: Link) -> int:
         """Register a new connection; return its number for the machine."""
@@ -157,7 +195,7 @@ class Shell:
     def shutdown(self) -> None:
         """SIGINT/SIGTERM: every client is told ``CANCELLED shutdown``."""
         self.stopping = True
-        self.emit("shutdown", ())
+        self.emit(LogKind.SHUTDOWN, ())
         self.feed(Shutdown())
 
     def on_deadline(self) -> None:
@@ -168,26 +206,32 @@ class Shell:
     def feed(self, event: Event) -> None:
         """Give ``event`` to the machine and carry out what it answers."""
         actions = self.auction.handle(event, time.monotonic())
-        recorded = False
-        links = self.links
-        # As service.AuctionService: one send per connection per batch.
-        for action in coalesce(actions):
-            if isinstance(action, Send):
-                link = links.get(action.conn)
-                if link is not None:
-                    link.send(action.data)
-            elif isinstance(action, Close):
-                link = links.get(action.conn)
-                if link is not None:
-                    link.detached = True
-                    link.finish()
-            elif isinstance(action, Log):
-                self.emit(action.kind, action.args)
-            elif isinstance(action, Record):
-                recorded = True
+        self._recorded = False
+        # One send per connection per batch: these event loops write at once.
+        carry_out(coalesce(actions), self)
+        recorded = self._recorded
         deadline = self.auction.deadline
         if deadline != self._armed:
             self._armed = deadline
             self._arm(deadline)
         if recorded:
             self.feed(Recorded())  # no ledger: "committed" at once
+
+    # -- the actions' Executor ----------------------------------------------------
+
+    def send(self, conn: int, data: bytes) -> None:
+        link = self.links.get(conn)
+        if link is not None:
+            link.send(data)
+
+    def close(self, conn: int) -> None:
+        link = self.links.get(conn)
+        if link is not None:
+            link.detached = True
+            link.finish()
+
+    def log(self, log: Log) -> None:
+        self.emit(log.kind, log.args)
+
+    def record(self, record: AuctionRecord) -> None:
+        self._recorded = True

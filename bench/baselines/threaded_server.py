@@ -39,7 +39,7 @@ from bench.baselines.common import (  # noqa: E402
     Shell,
     parse_options,
 )
-from reactor_auction.auction import (  # noqa: E402
+from reactor_auction.events import (  # noqa: E402
     Connected,
     InputEnded,
     LineReceived,
