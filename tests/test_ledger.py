@@ -218,12 +218,13 @@ def test_locked_database_raises_busy_at_once_and_writes_nothing(
 # --- schema, versions, migrations --------------------------------------------------
 
 
-def test_new_file_is_created_in_wal_mode_at_the_current_version(ledger_path: Path) -> None:
+def test_new_file_has_a_rollback_journal_at_the_current_version(ledger_path: Path) -> None:
     with contextlib.closing(Ledger(str(ledger_path))) as ledger:
-        # FULL: a commit is on disk before record() returns, WAL or not.
+        # FULL: a commit is on disk before record() returns.
+        assert ledger._db is not None
         assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert user_version(ledger_path) == SCHEMA_VERSION == len(ledger_mod._MIGRATIONS)
-    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "wal"
+    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"
     tables = {r[0] for r in query(ledger_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"auctions", "bids"}
 
@@ -285,7 +286,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(ledger_path: Path) -> None
     with pytest.raises(LedgerError, match=f"schema version {SCHEMA_VERSION + 1}"):
         Ledger(str(ledger_path))
     assert user_version(ledger_path) == SCHEMA_VERSION + 1
-    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"  # not even WAL
+    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"  # as it was
     assert query(ledger_path, "SELECT name FROM sqlite_master") == []
     with pytest.raises(LedgerError, match="schema version"):
         history(str(ledger_path))
@@ -407,7 +408,7 @@ def test_no_result_leaves_before_the_commit(start_server: Start, connect: Connec
         newcomer = connect(server.port)
         newcomer.expect(b"BUSY")
         newcomer.expect_closed()
-        assert auctions(ledger_path) == []  # readers see nothing yet (WAL)
+        assert auctions(ledger_path) == []  # readers see nothing yet
         lock.execute("ROLLBACK")
     finally:
         lock.close()
