@@ -39,12 +39,15 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .auction import AuctionRecord
 
 DEFAULT_PATH = "auction-ledger.sqlite3"
 #: Seconds start-up may wait for another connection's lock (record() never waits).
 STARTUP_WAIT = 2.0
+#: Seconds ``history`` waits for a commit in progress to finish.
+READ_WAIT = 1.0
 #: The journal mode and file mode of every ledger this code opens or creates.
 JOURNAL_MODE = "delete"
 FILE_MODE = 0o600
@@ -221,7 +224,7 @@ def _check_missing(path: str, *, must_exist: bool) -> None:
     if os.path.islink(path):
         raise LedgerError(f"ledger {path} is a symbolic link to nothing ({os.readlink(path)})")
     if must_exist:
-        raise LedgerMissing(f"no ledger at {path}: nothing has been recorded there")
+        raise LedgerMissing(f"no ledger at {path} (nothing has been recorded there)")
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         what = "is not a directory" if os.path.exists(parent) else "does not exist"
@@ -439,6 +442,16 @@ def _insert(db: sqlite3.Connection, record: AuctionRecord, offset: float) -> int
 
 
 @dataclass(frozen=True, slots=True)
+class PastBid:
+    """One bid of a recorded auction; ``at`` is a Unix time."""
+
+    buyer: int
+    amount: int
+    arrival: int  #: 1 for the bid that reached the server first, and so on
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PastAuction:
     """One recorded auction as ``history`` returns it; times are Unix times."""
 
@@ -457,35 +470,60 @@ class PastAuction:
     price: int
     started_at: float
     ended_at: float
-    bids: int  #: how many bids were placed
+    bids: tuple[PastBid, ...]  #: in arrival order
 
 
-_HISTORY_QUERY = (
-    "SELECT a.id, a.item, a.kind, a.min_price, a.buyers_requested, a.buyers_connected,"
-    " a.outcome, a.reason, a.winner, a.winner_address, a.seller_address, a.highest,"
-    " a.price, a.started_at, a.ended_at,"
-    " (SELECT count(*) FROM bids b WHERE b.auction_id = a.id)"
-    " FROM auctions a ORDER BY a.id DESC LIMIT ?"
+_AUCTIONS_QUERY = (
+    "SELECT id, item, kind, min_price, buyers_requested, buyers_connected, outcome,"
+    " reason, winner, winner_address, seller_address, highest, price, started_at,"
+    " ended_at FROM auctions"
+)
+_BIDS_QUERY = (
+    "SELECT auction_id, buyer, amount, arrival, at FROM bids"
+    " WHERE auction_id BETWEEN ? AND ? ORDER BY auction_id, arrival"
 )
 
 
 def history(path: str, limit: int | None = 20) -> list[PastAuction]:
-    """Return the newest ``limit`` auctions (None: all), newest first.
+    """Return the newest ``limit`` auctions (None: all), newest first, each
+    with its bids.
 
     Opens the file read-only and never creates or migrates it. Raises
-    LedgerError if there is no ledger at ``path`` or it cannot be read.
+    LedgerMissing if there is no file at ``path``, LedgerError if it cannot
+    be read.
     """
+    return _read(path, " ORDER BY id DESC LIMIT ?", -1 if limit is None else limit)
+
+
+def auction(path: str, number: int) -> PastAuction | None:
+    """Return auction ``number`` with its bids, or None if the ledger has
+    none of that number. Raises as ``history`` does."""
+    found = _read(path, " WHERE id = ?", number)
+    return found[0] if found else None
+
+
+def _read(path: str, clause: str, param: int) -> list[PastAuction]:
+    """Return the auctions _AUCTIONS_QUERY + ``clause`` selects, with their bids."""
+    path = _absolute(path)
     _check_path(path, must_exist=True)
     try:
         # A URI, for read-only mode; as_uri() escapes "?" and "#" in the path.
-        uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
-        db = sqlite3.connect(uri, uri=True, timeout=1.0)
+        uri = pathlib.Path(path).as_uri() + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=READ_WAIT)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from None
     try:
+        db.execute("BEGIN")  # both queries see the same commits
         if _version(db, path) == 0:
             return []  # created but never set up: nothing recorded
-        rows = db.execute(_HISTORY_QUERY, (-1 if limit is None else limit,)).fetchall()
+        rows = db.execute(_AUCTIONS_QUERY + clause, (param,)).fetchall()
+        if not rows:
+            return []
+        bids: dict[int, list[PastBid]] = {row[0]: [] for row in rows}
+        span = (min(bids), max(bids))
+        for auction_id, *fields in db.execute(_BIDS_QUERY, span):
+            if auction_id in bids:
+                bids[auction_id].append(PastBid(*fields))
     except sqlite3.Error as exc:
         if _code(exc) == _SQLITE_READONLY_ROLLBACK:
             raise LedgerError(
@@ -495,4 +533,6 @@ def history(path: str, limit: int | None = 20) -> list[PastAuction]:
         raise LedgerError(f"cannot read ledger {path}: {exc}") from None
     finally:
         db.close()
-    return [PastAuction(*row) for row in rows]
+    # Each row holds every field but the last, its bids.
+    values: list[tuple[Any, ...]] = [(*row, tuple(bids[row[0]])) for row in rows]
+    return [PastAuction(*fields) for fields in values]

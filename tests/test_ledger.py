@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -525,7 +526,9 @@ def test_history_table_is_aligned_newest_first(
     status, lines, err = run_history(capsys, "--ledger", str(filled))
     assert (status, err) == (0, "")
     header, *rows = lines
-    assert header.split() == ["when", "item", "type", "outcome", "winner", "price", "bids"]
+    zone = history_cli.utc_offset(time.localtime().tm_gmtoff)
+    assert re.split(" {2,}", header.strip()) == [
+        "id", f"ended (local, {zone})", "item", "type", "outcome", "winner", "price", "bids"]
     ended = {r["id"]: r["ended_at"] for r in auctions(filled)}
     expected = [
         (3, "WolfPackSword", "second", "cancelled (seller-left)", "-", "-", "0"),
@@ -535,7 +538,7 @@ def test_history_table_is_aligned_newest_first(
     assert len(rows) == len(expected)
     for line, (number, *cells) in zip(rows, expected, strict=True):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended[number]))
-        assert line.startswith(when + "  ")
+        assert line.startswith(f" {number}  {when}  ")  # the id right-aligned under "id"
         for heading, cell in zip(["item", "type", "outcome", "winner"], cells, strict=False):
             assert line[header.index(heading):].startswith(cell), (heading, line)
         # price and bids are right-aligned under the end of their heading
@@ -555,12 +558,19 @@ def test_history_json_has_every_field(filled: Path, capsys: pytest.CaptureFixtur
         "id": 1, "item": "WolfPackSword", "type": 2, "min_price": 100,
         "buyers_requested": 3, "buyers_connected": 3, "outcome": "sold", "reason": "",
         "winner": 2, "winner_address": "127.0.0.1:4002", "seller_address": "127.0.0.1:4000",
-        "highest": 180, "price": 150, "bids": 3,
+        "highest": 180, "price": 150, "bids": sold["bids"],
         "started_at": sold["started_at"], "ended_at": sold["ended_at"],
     }
     for key in ("started_at", "ended_at"):
         moment = datetime_utc(sold[key])
         assert moment == pytest.approx(row[key], abs=0.001)
+    at = [bid.pop("at") for bid in sold["bids"]]
+    assert sold["bids"] == [
+        {"buyer": 1, "amount": 120, "arrival": 1}, {"buyer": 2, "amount": 180, "arrival": 2},
+        {"buyer": 3, "amount": 150, "arrival": 3}]
+    stored = query(filled, "SELECT at FROM bids WHERE auction_id = 1 ORDER BY arrival")
+    assert [datetime_utc(text) for text in at] == pytest.approx([r[0] for r in stored], abs=0.001)
+    assert objects[0]["bids"] == []
     assert (objects[0]["outcome"], objects[0]["reason"], objects[0]["winner"]) == (
         "cancelled", "seller-left", None)
     status, lines, _ = run_history(capsys, "--ledger", str(filled), "--json", "--limit", "1")
@@ -578,7 +588,8 @@ def test_history_of_an_empty_ledger(opened: Ledger, ledger_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     status, lines, _ = run_history(capsys, "--ledger", str(ledger_path))
     assert status == 0
-    assert lines[0].split() == list(history_cli.COLUMNS)
+    zone = history_cli.utc_offset(time.localtime().tm_gmtoff)
+    assert re.split(" {2,}", lines[0]) == list(history_cli.columns(zone))
     assert lines[1:] == ["No auctions recorded yet."]
     assert run_history(capsys, "--ledger", str(ledger_path), "--json") == (0, [], "")
 
@@ -588,6 +599,7 @@ def test_history_without_a_ledger_file(tmp_path: Path, capsys: pytest.CaptureFix
     status, lines, err = run_history(capsys, "--ledger", str(missing))
     assert (status, lines) == (3, [])
     assert len(err.splitlines()) == 1 and f"no ledger at {missing}" in err
+    assert "--ledger PATH" in err
     assert not missing.exists()  # reading never creates it
 
 
