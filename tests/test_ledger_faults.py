@@ -61,6 +61,12 @@ def items(path: Path) -> list[str]:
         return [row[0] for row in db.execute("SELECT item FROM auctions ORDER BY id")]
 
 
+def query_ok(path: Path) -> bool:
+    """Return True if SQLite finds the file at ``path`` sound."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+
 def last_auction(server: ServerProcess, connect: Connect, *, held: bool) -> list[RawClient]:
     """Run a first-price auction for "Vase" up to its last bid; wait for the
     server's report that it cannot record it. With ``held``, also check that
@@ -131,15 +137,16 @@ def immutable(tmp_path: Path) -> Iterator[Immutable]:
 
 
 def mount(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run mount(8) (skipping the test without root or the tool)."""
+    needs_root()
+    if shutil.which("mount") is None:
+        pytest.skip("mount is not installed")
     return subprocess.run(["mount", *args], capture_output=True, text=True)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, unmounted at the end."""
-    needs_root()
-    if shutil.which("mount") is None:
-        pytest.skip("mount is not installed")
     disk = tmp_path / "disk"
     disk.mkdir()
     done = mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(disk))
@@ -200,7 +207,6 @@ def test_read_only_directory_holds_results_until_writable(
     """A read-only bind mount over the ledger's directory, made while the
     server runs: the file it has open stays writable, but nothing new can be
     made there (a rollback journal, say)."""
-    needs_root()
     server = start_server("--ledger", str(ledger_path))
     sold_auction(connect, server.port)
     if mount("--bind", str(ledger_dir), str(ledger_dir)).returncode != 0:
@@ -214,11 +220,6 @@ def test_read_only_directory_holds_results_until_writable(
     results_out(clients)
     assert items(ledger_path) == ["Lamp", "Vase"]
     assert server.proc.poll() is None
-
-
-def query_ok(path: Path) -> bool:
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
 # --- side files ----------------------------------------------------------------------
@@ -484,7 +485,7 @@ def test_a_wal_ledger_left_by_a_crash_is_migrated_on_open(ledger_path: Path) -> 
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
-def test_a_wal_ledger_open_elsewhere_is_refused_not_waited_on(
+def test_a_wal_ledger_open_elsewhere_is_refused_after_the_start_up_wait(
     ledger_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Ledger(str(ledger_path)).close()
