@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -220,12 +221,13 @@ def test_locked_database_raises_busy_at_once_and_writes_nothing(
 # --- schema, versions, migrations --------------------------------------------------
 
 
-def test_new_file_is_created_in_wal_mode_at_the_current_version(ledger_path: Path) -> None:
+def test_new_file_has_a_rollback_journal_at_the_current_version(ledger_path: Path) -> None:
     with contextlib.closing(Ledger(str(ledger_path))) as ledger:
-        # FULL: a commit is on disk before record() returns, WAL or not.
+        # FULL: a commit is on disk before record() returns.
+        assert ledger._db is not None
         assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert user_version(ledger_path) == SCHEMA_VERSION == len(ledger_mod._MIGRATIONS)
-    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "wal"
+    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"
     tables = {r[0] for r in query(ledger_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"auctions", "bids"}
 
@@ -287,7 +289,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(ledger_path: Path) -> None
     with pytest.raises(LedgerError, match=f"schema version {SCHEMA_VERSION + 1}"):
         Ledger(str(ledger_path))
     assert user_version(ledger_path) == SCHEMA_VERSION + 1
-    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"  # not even WAL
+    assert query(ledger_path, "PRAGMA journal_mode")[0][0] == "delete"  # as it was
     assert query(ledger_path, "SELECT name FROM sqlite_master") == []
     with pytest.raises(LedgerError, match="schema version"):
         history(str(ledger_path))
@@ -409,7 +411,7 @@ def test_no_result_leaves_before_the_commit(start_server: Start, connect: Connec
         newcomer = connect(server.port)
         newcomer.expect(b"BUSY")
         newcomer.expect_closed()
-        assert auctions(ledger_path) == []  # readers see nothing yet (WAL)
+        assert auctions(ledger_path) == []  # readers see nothing yet
         lock.execute("ROLLBACK")
     finally:
         lock.close()
@@ -526,7 +528,9 @@ def test_history_table_is_aligned_newest_first(
     status, lines, err = run_history(capsys, "--ledger", str(filled))
     assert (status, err) == (0, "")
     header, *rows = lines
-    assert header.split() == ["when", "item", "type", "outcome", "winner", "price", "bids"]
+    zone = history_cli.utc_offset(time.localtime().tm_gmtoff)
+    assert re.split(" {2,}", header.strip()) == [
+        "id", f"ended (local, {zone})", "item", "type", "outcome", "winner", "price", "bids"]
     ended = {r["id"]: r["ended_at"] for r in auctions(filled)}
     expected = [
         (3, "WolfPackSword", "second", "cancelled (seller-left)", "-", "-", "0"),
@@ -536,7 +540,7 @@ def test_history_table_is_aligned_newest_first(
     assert len(rows) == len(expected)
     for line, (number, *cells) in zip(rows, expected, strict=True):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended[number]))
-        assert line.startswith(when + "  ")
+        assert line.startswith(f" {number}  {when}  ")  # the id right-aligned under "id"
         for heading, cell in zip(["item", "type", "outcome", "winner"], cells, strict=False):
             assert line[header.index(heading):].startswith(cell), (heading, line)
         # price and bids are right-aligned under the end of their heading
@@ -556,12 +560,19 @@ def test_history_json_has_every_field(filled: Path, capsys: pytest.CaptureFixtur
         "id": 1, "item": "WolfPackSword", "type": 2, "min_price": 100,
         "buyers_requested": 3, "buyers_connected": 3, "outcome": "sold", "reason": "",
         "winner": 2, "winner_address": "127.0.0.1:4002", "seller_address": "127.0.0.1:4000",
-        "highest": 180, "price": 150, "bids": 3,
+        "highest": 180, "price": 150, "bids": sold["bids"],
         "started_at": sold["started_at"], "ended_at": sold["ended_at"],
     }
     for key in ("started_at", "ended_at"):
         moment = datetime_utc(sold[key])
         assert moment == pytest.approx(row[key], abs=0.001)
+    at = [bid.pop("at") for bid in sold["bids"]]
+    assert sold["bids"] == [
+        {"buyer": 1, "amount": 120, "arrival": 1}, {"buyer": 2, "amount": 180, "arrival": 2},
+        {"buyer": 3, "amount": 150, "arrival": 3}]
+    stored = query(filled, "SELECT at FROM bids WHERE auction_id = 1 ORDER BY arrival")
+    assert [datetime_utc(text) for text in at] == pytest.approx([r[0] for r in stored], abs=0.001)
+    assert objects[0]["bids"] == []
     assert (objects[0]["outcome"], objects[0]["reason"], objects[0]["winner"]) == (
         "cancelled", "seller-left", None)
     status, lines, _ = run_history(capsys, "--ledger", str(filled), "--json", "--limit", "1")
@@ -579,7 +590,8 @@ def test_history_of_an_empty_ledger(opened: Ledger, ledger_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     status, lines, _ = run_history(capsys, "--ledger", str(ledger_path))
     assert status == 0
-    assert lines[0].split() == list(history_cli.COLUMNS)
+    zone = history_cli.utc_offset(time.localtime().tm_gmtoff)
+    assert re.split(" {2,}", lines[0]) == list(history_cli.columns(zone))
     assert lines[1:] == ["No auctions recorded yet."]
     assert run_history(capsys, "--ledger", str(ledger_path), "--json") == (0, [], "")
 
@@ -589,6 +601,7 @@ def test_history_without_a_ledger_file(tmp_path: Path, capsys: pytest.CaptureFix
     status, lines, err = run_history(capsys, "--ledger", str(missing))
     assert (status, lines) == (3, [])
     assert len(err.splitlines()) == 1 and f"no ledger at {missing}" in err
+    assert "--ledger PATH" in err
     assert not missing.exists()  # reading never creates it
 
 
