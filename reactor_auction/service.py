@@ -167,6 +167,7 @@ class AuctionService:
         self._pending: AuctionRecord | None = None
         self._retry_delay = LEDGER_RETRY_FIRST
         self._retry_timer: Timer | None = None
+        self._ledger_failure: str | None = None  # the reason last logged
         self._stopping_since: float | None = None
         self._failed = False  # the auction raised: feed it nothing more
 
@@ -359,6 +360,7 @@ class AuctionService:
                 self._ledger_retry(exc)
                 return
             self._emit(LogKind.RECORDED, (number, self._ledger.path))
+        self._ledger_failure = None
         self._pending = None
         self._feed(Recorded())
 
@@ -366,7 +368,11 @@ class AuctionService:
         if isinstance(exc, LedgerBusy):
             if self._retry_delay == LEDGER_RETRY_FIRST:
                 self._emit(LogKind.LEDGER_WAITING, (exc,))
-        else:
+        elif str(exc) != self._ledger_failure:
+            # Said once per reason: an outage retried every second for an
+            # hour is one line, and a new reason (the disk full, then the
+            # directory gone) is another.
+            self._ledger_failure = str(exc)
             self._emit(LogKind.LEDGER_FAILED, (exc,))
         stopping = self._stopping_since
         if stopping is not None and self._loop.time() - stopping > SHUTDOWN_GRACE / 2:

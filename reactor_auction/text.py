@@ -46,7 +46,8 @@ SERVER_TEXT: dict[LogKind, str] = {
     LogKind.INVALID_BID: "Buyer {0} sent an invalid bid.",
     LogKind.RECORDED: ">> Auction #{0} recorded in {1}",
     LogKind.LEDGER_WAITING: "Ledger is busy ({0}); the result waits and is retried.",
-    LogKind.LEDGER_FAILED: "error: cannot record the auction: {0}",
+    LogKind.LEDGER_FAILED: "error: cannot record the auction: {0}; the results wait and the "
+    "commit is retried.",
     LogKind.LEDGER_GAVE_UP: "error: stopping without recording the cancelled auction "
     "(ledger unavailable).",
     LogKind.SHUTDOWN: "Shutting down: telling everyone the auction is cancelled.",

@@ -644,3 +644,65 @@ def test_a_full_disk_fails_the_commit_with_a_plain_reason(small_disk: Path) -> N
         filler.unlink()
         ledger.record(make_record(item="Vase"))
     assert items(path) == ["WolfPackSword", "Vase"]
+
+
+class _FailingLedger:
+    """A ledger whose commits fail with the given reasons, then succeed."""
+
+    path = "/nowhere/ledger.sqlite3"
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        self.tries = 0
+
+    def record(self, record: object) -> int:
+        self.tries += 1
+        if self.reasons:
+            raise LedgerError(self.reasons.pop(0))
+        return 1
+
+
+def test_a_long_outage_is_logged_once_per_reason() -> None:
+    """Retried every second for as long as it lasts, a failing commit says
+    so once for each new reason, not at every retry."""
+    from conftest import RawClient
+    from test_reactor import run_until
+
+    from reactor_auction.auction import Auction
+    from reactor_auction.events import LogKind
+    from reactor_auction.loop import Loop
+    from reactor_auction.service import AuctionService
+
+    logged: list[tuple[LogKind, tuple[object, ...]]] = []
+    ledger = _FailingLedger(["the disk is full"] * 4 + ["its directory was removed"] * 3)
+    loop = Loop()
+    service = AuctionService(
+        loop, Auction(), lambda kind, args: logged.append((kind, args)),
+        ledger=ledger,  # type: ignore[arg-type]
+    )
+    port = service.listen("127.0.0.1", 0).port
+    seller = RawClient(port)
+    run_until(loop, lambda: service.connections == 1)
+    seller.expect(b"ROLE SELLER", b"REQUEST")
+    seller.send(b"1 10 1 Lamp\n")
+    run_until(loop, lambda: any(kind is LogKind.REQUEST_ACCEPTED for kind, _ in logged))
+    buyer = RawClient(port)
+    run_until(loop, lambda: service.connections == 2)
+    buyer.send(b"20\n")  # read once bidding starts: the one buyer completes the count
+    run_until(loop, lambda: service.connections == 0)
+    assert ledger.tries == 8
+    failures = [str(args[0]) for kind, args in logged if kind is LogKind.LEDGER_FAILED]
+    assert failures == ["the disk is full", "its directory was removed"]
+    assert _lines_to_eof(buyer)[-2:] == [b"ACCEPTED", b"WON 20 Lamp"]
+    assert _lines_to_eof(seller)[-2:] == [b"START", b"SOLD 20 Lamp"]
+    loop.close()
+
+
+def _lines_to_eof(client: object) -> list[bytes]:
+    """Return the lines a RawClient receives until the server closes."""
+    lines = []
+    while True:
+        try:
+            lines.append(client.line())  # type: ignore[attr-defined]
+        except EOFError:
+            return lines
