@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help="buyers (big, idle, scale)")
     parser.add_argument("--duration", type=float, help="seconds (rate, storm)")
     args = parser.parse_args(argv)
+    needed = run.NEEDS.get(args.server)
+    if needed is not None and not run.importable(needed):
+        print(run.missing(needed, f"the {args.server} server cannot be profiled"),
+              file=sys.stderr)
+        return 2
     params = run.plan(run.PROFILES["full"], [args.scenario])[-1][1]  # scale: the largest
     for key in ("n", "duration"):
         if getattr(args, key) is not None:

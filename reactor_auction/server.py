@@ -28,7 +28,7 @@ from .loop import Loop
 from .net import ListenError, raise_fd_limit
 from .service import MAX_OUTPUT, AuctionService
 
-#: Default --poll-us: see reactor.Loop._wait. Long enough to catch a client's
+#: Default --poll-us: see loop.PollWindow. Long enough to catch a client's
 #: answer on the same machine without a wake-up; short enough that a wasted
 #: poll costs little.
 POLL_US = 200

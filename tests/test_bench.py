@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, run  # noqa: E402
 from bench.baselines.common import coalesce  # noqa: E402
-from reactor_auction.events import Close, Log, Record, Send  # noqa: E402
+from reactor_auction.events import Close, Log, LogKind, Record, Send  # noqa: E402
 
 SMOKE = run.PROFILES["smoke"]
 BASELINES = ["asyncio", "uvloop", "threaded"]
@@ -108,7 +108,7 @@ def test_result_check_catches_a_wrong_outcome() -> None:
 
 
 def test_coalesce_merges_each_connections_sends_at_its_first() -> None:
-    log = Log("bid", (1, 120))
+    log = Log(LogKind.BID, (1, 120))
     actions = [Send(1, b"A\n"), log, Send(2, b"B\n"), Send(1, b"C\n"), Send(2, b"D\n")]
     assert coalesce(actions) == [Send(1, b"A\nC\n"), log, Send(2, b"B\nD\n")]
 
@@ -133,6 +133,8 @@ def test_coalesce_of_nothing_is_nothing() -> None:
 def test_baseline_passes_the_protocol_suite(baseline: str) -> None:
     """Each baseline passes tests/test_server.py (its own-server tests skip),
     so the benchmark compares servers that do the same job."""
+    if baseline == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed (bench/requirements.txt)")
     suite = ROOT / "tests" / "test_server.py"
     script = ROOT / "bench" / "baselines" / f"{baseline}_server.py"
     env = dict(os.environ, AUC_SERVER=f"{sys.executable} {script}")
