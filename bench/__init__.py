@@ -1,4 +1,4 @@
-"""The benchmark: a load generator, baseline servers and the runner (issue 6).
+"""The benchmark: a load generator, baseline servers and the runner.
 
 Nothing here is part of the product; see docs/PERFORMANCE.md.
 """

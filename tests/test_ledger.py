@@ -1,4 +1,4 @@
-"""The ledger (issue 4): records, schema and migrations, commit-before-result,
+"""The ledger: records, schema and migrations, commit-before-result,
 crash safety, start-up errors, and ``auc_server history``.
 
 Unit tests drive ``Ledger`` directly; process tests run the real server with
